@@ -1,0 +1,51 @@
+# rtsep: the two commands of the README are `make demo` and `make test`; both set everything up.
+#
+# Set-up (idempotent, re-run when pyproject.toml changes):
+#   1. Debian packages when run as root and missing (JACK server, PortAudio, libsndfile, ...).
+#   2. A virtual environment at .venv.
+#   3. PyTorch: kept where one is installed; otherwise the pinned CPU build on machines without an
+#      NVIDIA GPU (never the multi-GB CUDA wheels on a CPU-only machine), the default build with one.
+#   4. The package itself, editable, with its test and dev extras.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.rtsep-installed
+TORCH_CPU_PIN ?= torch==2.13.0
+APT_PACKAGES := jackd2 libportaudio2 libsndfile1
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@bash tools/install_system_packages.sh $(APT_PACKAGES)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --quiet --upgrade pip
+	@if $(PY) -c "import torch" 2>/dev/null; then \
+		echo "torch already installed in $(VENV): keeping it"; \
+	elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: installing the default (CUDA) torch build"; $(PIP) install --quiet torch; \
+	else \
+		echo "no NVIDIA GPU: installing the CPU build $(TORCH_CPU_PIN)"; $(PIP) install --quiet "$(TORCH_CPU_PIN)"; \
+	fi
+	@$(PIP) install --quiet -e ".[test,dev]"
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/rtsep demo
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m pytest bench --benchmark-only --benchmark-columns=min,median,max,iqr,rounds -q
+
+lint: setup
+	$(VENV)/bin/ruff check rtsep tests bench tools
+	$(VENV)/bin/ruff format --check rtsep tests bench tools
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

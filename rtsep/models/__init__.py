@@ -1,0 +1,122 @@
+"""Streaming separators: one file per architecture, all honouring :mod:`rtsep.models.base`.
+
+>>> from rtsep import models
+>>> models.available()  # doctest: +SKIP
+['chimera', 'convtasnet', ...]
+>>> m = models.build("convtasnet", variant="causal", size="live")  # doctest: +SKIP
+
+Each architecture module exposes ``create(*, variant: str, size: str, **overrides)``; this registry
+maps names to modules explicitly (no class-name strings in configurations, no ``globals()`` writes).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rtsep.models.base import SIZES, VARIANTS, State, StreamingSeparator, equivalence_error, stream
+
+__all__ = [
+    "SIZES",
+    "VARIANTS",
+    "State",
+    "StreamingSeparator",
+    "available",
+    "build",
+    "equivalence_error",
+    "load",
+    "save",
+    "stream",
+]
+
+# name -> module under rtsep.models. Modules are imported on first use so that `import rtsep.models`
+# stays cheap and one broken architecture cannot take the others down.
+_ARCHITECTURES: dict[str, str] = {
+    "unet": "rtsep.models.unet",
+    "openunmix": "rtsep.models.openunmix",
+    "mask_inference": "rtsep.models.mask_inference",
+    "deep_clustering": "rtsep.models.deep_clustering",
+    "chimera": "rtsep.models.chimera",
+    "tasnet": "rtsep.models.tasnet",
+    "convtasnet": "rtsep.models.convtasnet",
+    "wave_unet": "rtsep.models.wave_unet",
+    "demucs": "rtsep.models.demucs",
+}
+
+
+def _module_exists(module: str) -> bool:
+    return (Path(__file__).parent / (module.rsplit(".", 1)[1] + ".py")).is_file()
+
+
+def available() -> list[str]:
+    """Names of the architectures that this installation provides, sorted."""
+    return sorted(name for name, mod in _ARCHITECTURES.items() if _module_exists(mod))
+
+
+def build(name: str, *, variant: str = "causal", size: str = "live", **overrides: Any) -> StreamingSeparator:
+    """Build an architecture by name.
+
+    Args:
+        name: one of :func:`available`.
+        variant: ``"causal"`` or ``"chunked"``.
+        size: ``"live"`` (real time on one CPU core) or ``"paper"`` (reference hyperparameters).
+        **overrides: hyperparameters that replace the size's defaults (see each module's ``CONFIGS``).
+
+    Raises:
+        ValueError: unknown name, variant, size or hyperparameter; the message lists what is accepted.
+    """
+    names = available()
+    if name not in names:
+        raise ValueError(f"unknown architecture {name!r}; available: {', '.join(names)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} for {name}; accepted: {', '.join(VARIANTS)}")
+    module = importlib.import_module(_ARCHITECTURES[name])
+    model: StreamingSeparator = module.create(variant=variant, size=size, **overrides)
+    return model
+
+
+def save(model: StreamingSeparator, path: str | Path, **extra: Any) -> None:
+    """Write a checkpoint ``{arch, variant, size, config, state_dict, versions, **extra}``.
+
+    ``extra`` holds plain data only (numbers, strings, lists, dicts), so that :func:`load` can read
+    the file with ``weights_only=True``.
+    """
+    import numpy
+
+    ckpt = {
+        "arch": model.arch,
+        "variant": model.variant,
+        "size": model.size,
+        "config": dict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "rtsep": _rtsep_version()},
+        **extra,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, str(path))
+
+
+def load(path: str | Path, device: torch.device | str = "cpu") -> StreamingSeparator:
+    """Load a checkpoint written by :func:`save` (never unpickles classes: ``weights_only=True``).
+
+    The model is returned in eval mode on ``device``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    for key in ("arch", "variant", "size", "config", "state_dict"):
+        if key not in ckpt:
+            raise ValueError(f"{path}: not an rtsep checkpoint (missing key {key!r})")
+    model = build(ckpt["arch"], variant=ckpt["variant"], size=ckpt["size"], **ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval()
+
+
+def _rtsep_version() -> str:
+    from rtsep import __version__
+
+    return __version__
