@@ -66,7 +66,9 @@ class JackServer:
         ]  # fmt: skip
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self._proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

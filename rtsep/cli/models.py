@@ -23,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
 
     table = Table(title=f"rtsep architectures ({args.size} size)")
     for col in ("architecture", "variant", "sources", "rate", "ch", "hop", "latency (ms)", "params"):
-        table.add_column(col, justify="right" if col not in ("architecture", "variant", "sources") else "left")
+        table.add_column(
+            col, justify="right" if col not in ("architecture", "variant", "sources") else "left"
+        )
     for name in models.available():
         for variant in models.VARIANTS:
             m = models.build(name, variant=variant, size=args.size)

@@ -83,7 +83,9 @@ class StreamingSeparator(nn.Module):
         if channels < 1:
             raise ValueError(f"{self.arch}: channels must be >= 1, got {channels}")
         if hop < 1 or latency < 0:
-            raise ValueError(f"{self.arch}: hop must be >= 1 and latency >= 0, got hop={hop} latency={latency}")
+            raise ValueError(
+                f"{self.arch}: hop must be >= 1 and latency >= 0, got hop={hop} latency={latency}"
+            )
         self.variant = variant
         self.size = size
         self.config = dict(config)
@@ -154,7 +156,7 @@ def stream(model: StreamingSeparator, mix: Tensor, state: State | None = None) -
         ``(batch, sources, channels, time)``: the concatenated step outputs, trimmed to ``time``.
     """
     model.check_mix(mix)
-    batch, channels, time = mix.shape
+    batch, _channels, time = mix.shape
     n_steps = math.ceil(time / model.hop)
     padded = torch.nn.functional.pad(mix, (0, n_steps * model.hop - time))
     if state is None:

@@ -91,7 +91,9 @@ class CachedConv1d(StreamingLayer):
         if self.pad == 0:
             return {}
         w = self.conv.weight
-        return {self._k("cache"): torch.zeros(batch, self.in_channels, self.pad, device=device, dtype=w.dtype)}
+        return {
+            self._k("cache"): torch.zeros(batch, self.in_channels, self.pad, device=device, dtype=w.dtype)
+        }
 
     def forward(self, x: Tensor) -> Tensor:
         """Offline: ``(batch, in_channels, time) -> (batch, out_channels, ceil(time / stride))``."""
@@ -182,7 +184,10 @@ class CumulativeLayerNorm(StreamingLayer):
         xd = x.double()
         s = s0 + xd.sum(dim=1, keepdim=True).cumsum(dim=-1)
         ss = ss0 + (xd * xd).sum(dim=1, keepdim=True).cumsum(dim=-1)
-        n = n0 + torch.arange(1, frames + 1, device=x.device, dtype=torch.float64).view(1, 1, -1) * self.channels
+        n = (
+            n0
+            + torch.arange(1, frames + 1, device=x.device, dtype=torch.float64).view(1, 1, -1) * self.channels
+        )
         y = self._normalize(x, s, ss, n)
         s0.copy_(s[..., -1:])
         ss0.copy_(ss[..., -1:])
