@@ -1,0 +1,36 @@
+"""`rtsep bench` writes its three reports with measured, finite numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from rtsep.cli import main
+
+
+def test_bench_writes_json_markdown_and_png(tmp_path: Path) -> None:
+    rc = main(
+        ["bench", "--arch", "tasnet", "--variant", "causal", "--streams", "1,2", "--repeats", "12",
+         "--warmup", "2", "--max-seconds", "1", "--simulate", "0.2", "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert rc == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["system"]["torch_threads"] == 1
+    rows = report["rows"]
+    assert [r["streams"] for r in rows] == [1, 2]
+    for r in rows:
+        assert not r["error"]
+        assert r["repeats"] >= 10
+        assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
+        assert math.isclose(r["rtf"], r["p50_ms"] / (1000 * r["hop"] / r["sample_rate"]), rel_tol=1e-9)
+        assert math.isclose(r["latency_ms"], 1000 * r["latency_samples"] / r["sample_rate"], rel_tol=1e-9)
+        assert r["sim_steps"] > 0 and 0 <= r["sim_misses"] <= r["sim_steps"]
+    md = (tmp_path / "bench.md").read_text()
+    assert md.count("| tasnet | causal |") == 2
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_rejects_unknown_architecture(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["bench", "--arch", "nope", "--out", str(tmp_path)]) == 1
+    assert "available:" in capsys.readouterr().err
