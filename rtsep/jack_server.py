@@ -28,6 +28,9 @@ class JackServer:
         name: server name (``-n``); defaults to ``rtsep-<pid>``.
         samplerate: Hz.
         period: frames per JACK period (the block size every client sees).
+        capture: physical capture ports of the dummy backend (PortAudio offers as many input channels).
+        playback: physical playback ports (PortAudio offers as many output channels: 4 stereo stems
+            need 8).
         log: file that receives jackd's output (``None``: discarded).
 
     Example:
@@ -36,11 +39,19 @@ class JackServer:
     """
 
     def __init__(
-        self, name: str | None = None, samplerate: int = 48000, period: int = 256, log: Path | None = None
+        self,
+        name: str | None = None,
+        samplerate: int = 48000,
+        period: int = 256,
+        capture: int = 8,
+        playback: int = 16,
+        log: Path | None = None,
     ) -> None:
         self.name = name or f"rtsep-{os.getpid()}"
         self.samplerate = samplerate
         self.period = period
+        self.capture = capture
+        self.playback = playback
         self.log = log
         self._proc: subprocess.Popen[bytes] | None = None
         self._old_env: str | None = None
@@ -63,6 +74,7 @@ class JackServer:
         cmd = [
             "jackd", "--no-realtime", "-n", self.name,
             "-d", "dummy", "-r", str(self.samplerate), "-p", str(self.period),
+            "-C", str(self.capture), "-P", str(self.playback),
         ]  # fmt: skip
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")

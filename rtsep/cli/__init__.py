@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = (
     "rtsep.cli.presets",
     "rtsep.cli.midi",
     "rtsep.cli.bench",
+    "rtsep.cli.data",
     "rtsep.cli.models",
 )
 
