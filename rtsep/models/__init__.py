@@ -92,7 +92,7 @@ def save(model: StreamingSeparator, path: str | Path, **extra: Any) -> None:
         "size": model.size,
         "config": dict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "rtsep": _rtsep_version()},
+        "versions": {"torch": str(torch.__version__), "numpy": str(numpy.__version__), "rtsep": _rtsep_version()},
         **extra,
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
