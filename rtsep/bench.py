@@ -50,7 +50,7 @@ class BenchConfig:
     simulate_s: float = 0.0
     graph: tuple[bool, ...] = (False,)
     seed: int = 0
-    onednn: bool = False
+    onednn: bool | None = None  # None: each model's preferred setting (models.prefers_onednn)
 
 
 @dataclass
@@ -167,6 +167,8 @@ def bench_one(
     torch.manual_seed(config.seed)
     overrides: dict[str, Any] = {} if hop is None else {"hop": hop}
     model = models.build(name, variant=variant, size=config.size, **overrides).eval()
+    onednn = models.prefers_onednn(model) if config.onednn is None else config.onednn
+    torch.backends.mkldnn.enabled = onednn
     device = torch.device(config.device)
     model.to(device)
     runner = GraphStep(model, batch=streams, use_graph=graph)
@@ -176,6 +178,7 @@ def bench_one(
     p50, p99, mx = _percentiles(times)
     hop_s = model.hop / model.sample_rate
     row = BenchRow(
+        extra={"onednn": onednn},
         arch=name,
         variant=variant,
         size=config.size,
@@ -219,7 +222,6 @@ def run(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = None) -
     """Measure every selection of ``config`` (see :func:`selections`), calling ``on_row`` after each."""
     torch.set_num_threads(config.threads)
     previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = config.onednn
     rows: list[BenchRow] = []
     try:
         for name, variant, streams, graph, hop in selections(config):
@@ -342,7 +344,7 @@ def write_reports(rows: list[BenchRow], info: dict[str, Any], out_dir: Path) -> 
     header = (
         f"# rtsep bench\n\n{info['cpu']} ({info['cpu_count']} CPUs), GPU: {info['gpu'] or 'none'}, "
         f"torch {info['torch']}, {info['torch_threads']} thread(s), "
-        f"oneDNN {'on' if info['onednn'] else 'off'}, "
+        f"oneDNN {({None: 'per model', True: 'on', False: 'off'})[info['onednn']]}, "
         f"device {info['config']['device']}, size {info['config']['size']}, "
         f"{info['config']['warmup']} warm-up steps, up to {info['config']['repeats']} timed steps "
         f"(at most {info['config']['max_seconds']} s each).\n\n"
