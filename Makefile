@@ -13,7 +13,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.rtsep-installed
 TORCH_CPU_PIN ?= torch==2.13.0
-APT_PACKAGES := jackd2 libportaudio2 libsndfile1
+# jackd2: the real JACK server that tests and the demo run with the dummy backend; libportaudio2 and
+# libsndfile1: sounddevice and soundfile; the rest renders training and demo songs (rtsep.data):
+# FluidSynth with three GM soundfonts (one is held out of training), Festival singing, espeak-ng.
+APT_PACKAGES := jackd2 libportaudio2 libsndfile1 libfluidsynth3 festival festvox-kallpc16k espeak-ng \
+	timgm6mb-soundfont fluid-soundfont-gm musescore-general-soundfont-small
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test bench lint clean

@@ -18,6 +18,9 @@ def _csv(kind: type, name: str):  # type: ignore[no-untyped-def]
     return parse
 
 
+_ONEDNN = {"auto": None, "on": True, "off": False}
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "bench",
@@ -34,7 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "  rtsep bench --arch convtasnet,demucs --variant causal --streams 1,8,64\n"
             "  rtsep bench --arch convtasnet --blocksize 64,128,256,512,1024   compute vs block size\n"
             "  rtsep bench --device cuda --graph both       eager vs CUDA graph side by side\n"
-            "  rtsep bench --simulate 10                    + 10 s paced run, deadline misses counted"
+            "  rtsep bench --simulate 10                    + 10 s paced run, deadline misses counted\n"
+            "  rtsep bench --arch demucs,convtasnet,openunmix --variant causal --peers\n"
+            "                                               + the PyPI peers at the same configuration\n"
+            "\n"
+            "--peers needs the optional peers (they declare torchaudio, which has no CPU build for our\n"
+            "torch, hence --no-deps; see docs/peers.md):\n"
+            '  pip install -e ".[peers]"\n'
+            "  pip install --no-deps denoiser==0.1.5 asteroid==0.7.0 openunmix==1.3.0"
         ),
     )
     p.add_argument("--arch", default="all", help="'all' or comma-separated names (see 'rtsep models')")
@@ -57,9 +67,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--graph", choices=["off", "on", "both"], default="off", help="CUDA graphs (cuda only)")
     p.add_argument(
-        "--onednn", action="store_true", help="keep oneDNN on (off by default: faster small steps)"
+        "--onednn",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="PyTorch's oneDNN CPU backend: auto (default) uses each model's measured preference",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time denoiser / asteroid / openunmix against ours (for the selected demucs, convtasnet, "
+        "openunmix) and record both streaming drifts; missing peers are listed and skipped",
+    )
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="output folder (default out/bench)")
     p.set_defaults(func=run)
 
@@ -87,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         archs=tuple(names), variants=tuple(args.variant), size=args.size, device=args.device,
         streams=tuple(args.streams), hops=tuple(args.blocksize), threads=args.threads, warmup=args.warmup,
         repeats=args.repeats, max_seconds=args.max_seconds, simulate_s=args.simulate, graph=graph,
-        seed=args.seed, onednn=args.onednn,
+        seed=args.seed, onednn=_ONEDNN[args.onednn],
     )  # fmt: skip
     console = Console()
     total = len(bench.selections(config))
@@ -104,6 +123,36 @@ def run(args: argparse.Namespace) -> int:
 
         rows = bench.run(config, on_row=on_row)
     paths = bench.write_reports(rows, bench.system_info(config), args.out)
+    peer_errors = _run_peers(args, names, paths, console) if args.peers else False
     print(paths["md"].read_text())
     console.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}")
-    return 1 if any(r.error for r in rows) else 0
+    return 1 if any(r.error for r in rows) or peer_errors else 0
+
+
+def _run_peers(args: argparse.Namespace, names: list[str], paths: dict, console) -> bool:  # type: ignore[no-untyped-def,type-arg]
+    """Time the installed peers, append them to the reports; return whether a pair failed."""
+    from rtsep import peers
+
+    pairs = tuple(p for p in peers.PEERS if p in names)
+    if not pairs:
+        console.print(f"--peers: none of {', '.join(peers.PEERS)} is selected by --arch; nothing to compare")
+        return False
+    absent = peers.missing(pairs)
+    for pair, why in absent.items():
+        console.print(f"--peers: skipping {pair} ({why})")
+    if absent:
+        console.print(f"--peers: install the missing peers with: {peers.INSTALL}")
+    config = peers.PeerConfig(
+        pairs=pairs, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+        max_seconds=args.max_seconds, seed=args.seed, onednn=args.onednn == "on",
+    )  # fmt: skip
+
+    def on_row(row: peers.PeerRow) -> None:
+        status = (
+            row.error or f"ours {row.ours_p50_ms:.3f} ms, peer {row.peer_p50_ms:.3f} ms, x{row.ratio:.2f}"
+        )
+        console.print(f"peer {row.pair:11s} {row.peer}: {status}")
+
+    rows = peers.run(config, on_row=on_row)
+    peers.append_reports(rows, config, absent, paths["json"], paths["md"])
+    return any(r.error for r in rows)

@@ -1,0 +1,253 @@
+"""The training loop: Adam with warm-up + cosine schedule, gradient clipping, periodic validation,
+best-checkpoint keeping, resumable runs, a CSV loss log and a PNG of the curves.
+
+A run folder (``out``) holds ``log.csv`` (one row per validation), ``curves.png``, ``config.json``
+and ``resume.pt`` (model, optimizer, scheduler and sampler state: ``--resume`` continues from it).
+The best model by validation loss is written with :func:`rtsep.models.save` to ``weights``, with the
+training metadata (steps, data seed, wall time, best validation loss and SI-SNR) as extra keys.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rtsep import models
+from rtsep.data.dataset import SegmentReader, SegmentSpec, TrainSampler, find_items, fixed_segments
+from rtsep.train.losses import Objective, objective_for, si_snr
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (stored in ``config.json`` and in the checkpoint).
+
+    Times are in seconds, ``lr`` is Adam's peak learning rate.
+    """
+
+    arch: str
+    variant: str = "causal"
+    size: str = "live"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data: str = "data/songs"
+    train_split: str = "train"
+    valid_split: str = "valid"
+    steps: int = 1000
+    batch: int = 4
+    segment: float = 1.0
+    lr: float = 1e-3
+    warmup: int = 50
+    clip: float = 5.0
+    valid_every: int = 50
+    valid_per_item: int = 2
+    seed: int = 0
+    device: str = "cpu"
+    out: str = "runs/run"
+    weights: str | None = None
+    loss: str | None = None
+    threads: int = 1
+    progress: bool = True
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to 0.05 at ``cfg.steps``."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _data_root(cfg: TrainConfig, split: str) -> Path:
+    root = Path(cfg.data)
+    return root / split if (root / split).is_dir() else root
+
+
+@torch.no_grad()
+def validate(
+    model: models.StreamingSeparator, objective: Objective, mix: Tensor, targets: Tensor, batch: int
+) -> tuple[float, float]:
+    """Mean loss and mean SI-SNR (dB, active targets only) over fixed segments, in eval mode."""
+    model.eval()
+    losses, snrs = [], []
+    for i in range(0, mix.shape[0], batch):
+        m, t = mix[i : i + batch], targets[i : i + batch]
+        loss, est = objective(model, m, t)
+        if est is None:
+            est = model(m)
+        losses.append(float(loss) * m.shape[0])
+        active = t.flatten(2).pow(2).mean(-1) > 1e-9
+        snrs.append(si_snr(est, t)[active])
+    model.train()
+    return sum(losses) / mix.shape[0], float(torch.cat(snrs).mean())
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg.arch`` on rendered data; returns a summary (best valid loss, steps, wall time, paths)."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but torch sees no CUDA device; use --device cpu")
+    model = models.build(cfg.arch, variant=cfg.variant, size=cfg.size, **cfg.overrides).to(device)
+    objective = objective_for(model, cfg.loss)
+    spec = SegmentSpec(tuple(model.sources), model.sample_rate, model.channels)
+    train_reader = SegmentReader(find_items(_data_root(cfg, cfg.train_split), spec.sources), spec)
+    valid_reader = SegmentReader(find_items(_data_root(cfg, cfg.valid_split), spec.sources), spec)
+    sampler = TrainSampler(train_reader, cfg.segment, seed=cfg.seed)
+    v_mix, v_tgt = fixed_segments(valid_reader, cfg.segment, cfg.valid_per_item)
+    v_mix, v_tgt = v_mix.to(device), v_tgt.to(device)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = Path(cfg.weights) if cfg.weights else out / "best.pt"
+    optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _lr_factor(s, cfg))
+    step, best, best_snr, wall0 = 0, math.inf, -math.inf, 0.0
+    rows: list[dict[str, Any]] = []
+    resume_path = out / "resume.pt"
+    if resume:
+        if not resume_path.is_file():
+            raise FileNotFoundError(f"--resume: no {resume_path}; start without --resume")
+        state = torch.load(str(resume_path), map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
+        sampler.set_state(json.loads(state["sampler"]))
+        torch.set_rng_state(state["torch_rng"])
+        step, best, best_snr, wall0 = state["step"], state["best"], state["best_snr"], state["wall"]
+        rows = json.loads(state["rows"])
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    model.train()
+    t0 = time.perf_counter()
+    acc, n_acc, t_last, step_last = 0.0, 0, time.perf_counter(), step
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, disable=not cfg.progress) as bar:
+        task = bar.add_task(f"train {cfg.arch}", total=cfg.steps, completed=step, info="")
+        while step < cfg.steps:
+            mix, targets = sampler.batch(cfg.batch)
+            loss, _ = objective(model, mix.to(device), targets.to(device))
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
+            if math.isfinite(grad):
+                optim.step()
+            sched.step()
+            step += 1
+            acc += float(loss.detach())
+            n_acc += 1
+            bar.update(task, advance=1, info=f"loss {acc / n_acc:.4g}")
+            if step % cfg.valid_every == 0 or step == cfg.steps:
+                v_loss, v_snr = validate(model, objective, v_mix, v_tgt, cfg.batch)
+                now = time.perf_counter()
+                wall = wall0 + now - t0
+                its = (step - step_last) / (now - t_last)
+                row = {
+                    "step": step,
+                    "train_loss": acc / n_acc,
+                    "valid_loss": v_loss,
+                    "valid_si_snr": v_snr,
+                    "lr": sched.get_last_lr()[0],
+                    "it_s": its,
+                    "wall_s": wall,
+                }
+                rows.append(row)
+                acc, n_acc, t_last, step_last = 0.0, 0, now, step
+                if v_loss < best:
+                    best, best_snr = v_loss, v_snr
+                    models.save(
+                        model,
+                        weights,
+                        versions=_versions(),
+                        steps=step,
+                        data=str(cfg.data),
+                        data_seed=cfg.seed,
+                        wall_time_s=round(wall, 1),
+                        best_valid_loss=best,
+                        valid_si_snr=v_snr,
+                        loss=objective.name,
+                        train_items=len(train_reader),
+                        segment_s=cfg.segment,
+                        batch=cfg.batch,
+                    )
+                _write_log(out, rows)
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optim": optim.state_dict(),
+                        "sched": sched.state_dict(),
+                        "sampler": json.dumps(sampler.state()),
+                        "torch_rng": torch.get_rng_state(),
+                        "step": step,
+                        "best": best,
+                        "best_snr": best_snr,
+                        "wall": wall,
+                        "rows": json.dumps(rows),
+                    },
+                    str(resume_path),
+                )
+                line = (
+                    f"step {step}: train {row['train_loss']:.4g}  valid {v_loss:.4g}  "
+                    f"SI-SNR {v_snr:+.2f} dB  {its:.3f} it/s  lr {row['lr']:.2e}  wall {wall:.0f} s"
+                )
+                if cfg.progress:
+                    bar.console.log(line)
+                else:
+                    print(line, flush=True)
+    return {
+        "best_valid_loss": best,
+        "best_valid_si_snr": best_snr,
+        "steps": step,
+        "weights": str(weights),
+        "log": str(out / "log.csv"),
+        "rows": rows,
+    }
+
+
+def _versions() -> dict[str, str]:
+    """Library versions as plain strings (``torch.__version__`` is a ``TorchVersion`` object, which
+    ``torch.load(weights_only=True)`` refuses to unpickle)."""
+    from rtsep import __version__
+
+    return {"torch": str(torch.__version__), "numpy": str(np.__version__), "rtsep": str(__version__)}
+
+
+def _write_log(out: Path, rows: list[dict[str, Any]]) -> None:
+    with open(out / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r["step"] for r in rows])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a1.plot(steps, [r["train_loss"] for r in rows], label="train")
+    a1.plot(steps, [r["valid_loss"] for r in rows], label="valid")
+    a1.set_xlabel("step")
+    a1.set_ylabel("loss")
+    a1.legend()
+    a2.plot(steps, [r["valid_si_snr"] for r in rows], color="C2")
+    a2.set_xlabel("step")
+    a2.set_ylabel("valid SI-SNR (dB)")
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,64 @@
+"""Training smoke test: a tiny Conv-TasNet overfits two tiny songs, checkpoints load, runs resume."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from rtsep import models
+from rtsep.train import TrainConfig, train
+
+TINY = {"n_filters": 16, "bottleneck": 8, "hidden": 16, "skip": 8, "blocks": 2, "repeats": 1}
+
+
+@pytest.fixture
+def tiny_cfg(tiny_songs: Path, tmp_path: Path) -> TrainConfig:
+    if "convtasnet" not in models.available():
+        pytest.skip("convtasnet is not available yet")
+    return TrainConfig(
+        arch="convtasnet",
+        overrides=TINY,
+        data=str(tiny_songs),
+        steps=30,
+        batch=2,
+        segment=0.25,
+        lr=5e-3,
+        warmup=2,
+        valid_every=10,
+        valid_per_item=2,
+        out=str(tmp_path / "run"),
+        weights=str(tmp_path / "best.pt"),
+        progress=False,
+    )
+
+
+def test_loss_decreases_and_checkpoint_loads(tiny_cfg: TrainConfig) -> None:
+    result = train(tiny_cfg)
+    rows = result["rows"]
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert min(r["valid_loss"] for r in rows[1:]) < rows[0]["valid_loss"]
+    out = Path(tiny_cfg.out)
+    assert (out / "curves.png").stat().st_size > 0
+    with open(out / "log.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3
+    model = models.load(tiny_cfg.weights)  # type: ignore[arg-type]
+    ckpt = torch.load(tiny_cfg.weights, weights_only=True)  # type: ignore[arg-type]
+    assert (
+        ckpt["loss"] == "si_snr"
+        and ckpt["steps"] in (10, 20, 30)
+        and ckpt["best_valid_loss"] == result["best_valid_loss"]
+    )
+    assert model.config["n_filters"] == 16
+
+
+def test_resume_continues(tiny_cfg: TrainConfig) -> None:
+    short = TrainConfig(**{**tiny_cfg.__dict__, "steps": 10})
+    train(short)
+    resumed = train(TrainConfig(**{**tiny_cfg.__dict__, "steps": 20}), resume=True)
+    assert [r["step"] for r in resumed["rows"]] == [10, 20]
+    with pytest.raises(FileNotFoundError, match="resume"):
+        train(TrainConfig(**{**tiny_cfg.__dict__, "out": tiny_cfg.out + "-none"}), resume=True)
