@@ -47,6 +47,7 @@ class LiveSettings:
     dry_db: float = -math.inf
     master_db: float = 0.0
     preset: Any = None  # the validated preset object, when one was given (for MIDI)
+    midi_virtual: str | None = None  # create a virtual MIDI input port with this name (needs a preset)
 
 
 def settings_from_preset(path: str) -> LiveSettings:
@@ -142,6 +143,8 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
         s.dry_db = args.dry_db
     if args.master_db is not None:
         s.master_db = args.master_db
+    if getattr(args, "midi_virtual", None):
+        s.midi_virtual = args.midi_virtual
     if s.torch_device == "auto":
         import torch
 
@@ -173,12 +176,22 @@ def build_processor(s: LiveSettings, samplerate: int | None = None) -> Any:
 
     torch.set_num_threads(1)
     model = build_model(s)
+    if s.preset is not None and s.routings:
+        stems = set(s.routings.get("default", s.routings[next(iter(s.routings))]))
+        if stems != set(model.sources):
+            raise ValueError(
+                f"the preset's stems ({', '.join(sorted(stems))}) are not the model's sources "
+                f"({', '.join(model.sources)})"
+            )
+    # a preset's routings name stems only: the dry signal goes to the first `channels` outputs
+    dry = list(range(min(int(model.channels), s.outputs or int(model.channels))))
+    routings = {name: {"dry": dry, **table} for name, table in s.routings.items()}
     proc = Processor(
         model,
         samplerate=samplerate or s.samplerate or model.sample_rate,
         input_channels=s.input_channels,
         outputs=s.outputs,
-        routings=s.routings or None,
+        routings=routings or None,
         routing=s.routing,
         smooth_ms=s.smoothing_ms,
         torch_device=s.torch_device,
@@ -196,7 +209,16 @@ def build_processor(s: LiveSettings, samplerate: int | None = None) -> Any:
 
 
 def _midi_poller(s: LiveSettings) -> Any:
+    """The preset's :class:`~rtsep.control.midi.MidiController` (ports open), or None without MIDI.
+
+    ``--midi-virtual NAME`` replaces the preset's input port by a virtual one called NAME.
+    """
     p = s.preset
+    if s.midi_virtual:
+        if p is None:
+            raise ValueError("--midi-virtual needs --preset (the preset holds the MIDI mappings)")
+        midi = p.midi.model_copy(update={"input": None, "input_virtual": s.midi_virtual})
+        p = p.model_copy(update={"midi": midi})
     if p is None or (p.midi.input is None and p.midi.input_virtual is None):
         return None
     from rtsep.control.midi import MidiController
@@ -236,7 +258,7 @@ def render_view(engine: Any, stem_peaks: Any) -> Any:
     state = "[bold red]DRY (worker late)[/]" if d["dry_now"] else "[green]separated[/]"
     t.caption = (
         f"{state}  latency {lat['end_to_end_ms']:.1f} ms (engine {lat['engine_ms']:.1f})  "
-        f"xruns {x['total']}  underruns {st['rings']['output_underruns']}  "
+        f"xruns {x['callbacks_flagged']}  underruns {st['rings']['output_underruns']}  "
         f"late {d['late_events']}  errors {d['model_errors'] + d['nonfinite_hops']}\n"
         f"step p50 {st['step_ms']['p50']:.2f} ms  p99 {st['step_ms']['p99']:.2f} ms  "
         f"RTF p50 {r['p50']:.2f}  p99 {r['p99']:.2f}  routing {snap['routing']}  "
@@ -247,7 +269,7 @@ def render_view(engine: Any, stem_peaks: Any) -> Any:
 
 # ---------------------------------------------------------------------------- commands
 def _cmd_live(args: argparse.Namespace) -> int:
-    from rtsep.engine import Engine, EngineConfig
+    from rtsep.engine import EngineConfig
 
     s = settings_from_args(args)
     proc = build_processor(s)
@@ -260,7 +282,31 @@ def _cmd_live(args: argparse.Namespace) -> int:
         switch_interval=args.switch_interval,
     )
     poller = _midi_poller(s)
+    engines: list[Any] = []
+    try:
+        return _run_live(args, s, proc, cfg, poller, engines)
+    finally:
+        # orderly shutdown (the stream is closed by now): MIDI ports, then PortAudio, so that no
+        # JACK/rtmidi thread is still running when the interpreter tears down
+        if poller is not None:
+            poller.close()
+        if "sounddevice" in sys.modules:
+            sys.modules["sounddevice"]._terminate()
+        if engines and engines[0].worker_stuck:
+            # a worker thread still inside torch at interpreter exit aborts the process ("terminate
+            # called without an active exception"): leave without tearing the interpreter down
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(3)
+
+
+def _run_live(
+    args: argparse.Namespace, s: LiveSettings, proc: Any, cfg: Any, poller: Any, engines: list[Any]
+) -> int:
+    from rtsep.engine import Engine
+
     engine = Engine(proc, cfg, poller=poller)
+    engines.append(engine)
     engine.install_signal_handlers()
     info = proc.describe()
     if not args.quiet:
@@ -295,11 +341,13 @@ def _cmd_live(args: argparse.Namespace) -> int:
     finally:
         engine.restore_signal_handlers()
     stats["processor"] = info
+    if poller is not None:
+        stats["midi"] = poller.counters
     if args.stats_json:
         Path(args.stats_json).write_text(json.dumps(stats, indent=2, default=float))
     if not args.quiet:
         print(
-            f"rtsep live: {stats['elapsed_s']:.1f} s, xruns {stats['xruns']['total']}, "
+            f"rtsep live: {stats['elapsed_s']:.1f} s, xruns {stats['xruns']['callbacks_flagged']}, "
             f"underruns {stats['rings']['output_underruns']}, late events "
             f"{stats['degradation']['late_events']}, step p50 {stats['step_ms']['p50']:.2f} ms "
             f"p99 {stats['step_ms']['p99']:.2f} ms",
@@ -438,6 +486,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--switch-interval", type=float, metavar="S", help="sys.setswitchinterval while running")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--midi-virtual", metavar="NAME", help="create a virtual MIDI input port NAME (with --preset)"
+    )
     p.add_argument("--ready-file", metavar="FILE", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_live)
 

@@ -26,6 +26,15 @@ are hard). Every event is counted. A hard switch (wet missing in the
 middle of a block) happens only when the worker stalls with less than that reserve; it is counted
 separately.
 
+Worker. It warms up in its own thread before the stream starts (torch's intra-op thread count is per
+thread: a fresh thread gets OpenMP's default team, whose spinning threads made every step 100x slower
+on a loaded machine and starved JACK; the first torch calls, oneDNN primitives and the Numba kernels
+are paid there too), then the rings, the delay line and the Processor are reset. Running, it polls
+the controller (MIDI) before each block, so a change applies to the oldest unprocessed input, and
+works a backlog off one block at a time, so output reaches the ring as soon as each block is done
+and :meth:`Engine.stop` is honoured between blocks. A worker still inside torch when the interpreter
+exits aborts the process ("terminate called without an active exception"), so ``stop`` joins it.
+
 Statistics (:meth:`Engine.stats`) read plain integers and numpy arrays that only one side writes; no
 lock is taken anywhere.
 """
@@ -67,7 +76,7 @@ CALLBACK_KINDS = ("cfunc", "python")
 I_FRAMES, I_DELAY, I_MODE, I_LATE, I_DRY_FRAMES, I_DEBT, I_XFADE, I_CALLBACKS = 0, 1, 2, 3, 4, 5, 6, 7
 I_IN_UNDERFLOW, I_IN_OVERFLOW, I_OUT_UNDERFLOW, I_OUT_OVERFLOW, I_PRIMING = 8, 9, 10, 11, 12
 I_HARD, I_RECOVER, I_MISSING, I_MAX_BLOCK, I_RECOVER_LEVEL = 13, 14, 15, 16, 17
-I_LAST_LATE_AT, I_LAST_RECOVER_AT = 18, 19
+I_LAST_LATE_AT, I_LAST_RECOVER_AT, I_FLAGGED = 18, 19, 20
 IST_SIZE = 24
 # float64 state (fst): wet weight, then per-output peak (decaying) for meters
 F_WET, F_PEAK0 = 0, 1
@@ -82,7 +91,8 @@ PA_FLAGS = (
 
 
 class Poller(Protocol):
-    """What MIDI plugs in through: ``poll(mixer)`` is called once per processed block by the worker."""
+    """What MIDI plugs in through: ``poll(mixer)``, called by the worker before each block it processes
+    (and about every quarter block while it waits for input)."""
 
     def poll(self, mixer: Any) -> None: ...
 
@@ -122,6 +132,8 @@ def callback_kernel(
     ist[I_CALLBACKS] += 1
     if n > ist[I_MAX_BLOCK]:
         ist[I_MAX_BLOCK] = n
+    if flags & 15:  # an xrun reported by the host (JACK: any xrun of the graph sets both flags)
+        ist[I_FLAGGED] += 1
     for k in range(5):
         if flags & (1 << k):
             ist[I_IN_UNDERFLOW + k] += 1
@@ -308,6 +320,17 @@ class EngineConfig:
         ring_seconds: input/output ring capacity.
         switch_interval: ``sys.setswitchinterval`` while running (``None``: leave as is).
         max_blocksize: largest callback block the engine accepts when ``blocksize`` is 0.
+        torch_threads: intra-op threads of torch *in the worker thread* (``None``: the count of the
+            thread that starts the engine, ``torch.get_num_threads()``). A new thread gets OpenMP's
+            default team (every core), which oneDNN uses directly: on a loaded machine its spinning
+            threads made a 0.1 ms step take 40 ms, so the worker sets this explicitly.
+        warmup_hops: model hops of silence run in the worker before the stream starts (first torch
+            calls, oneDNN primitive creation, Numba kernels), then the state is reset.
+        start_timeout: seconds to wait for the worker's warm-up.
+        stop_timeout: seconds :meth:`Engine.stop` waits for the worker to finish its block. A worker
+            still running at interpreter exit aborts the process ("terminate called without an active
+            exception": the daemon thread is unwound inside torch's C++), so a caller that sees
+            :attr:`Engine.worker_stuck` should leave with ``os._exit``.
     """
 
     input_device: int | str | None = None
@@ -319,6 +342,10 @@ class EngineConfig:
     ring_seconds: float = 4.0
     switch_interval: float | None = None
     max_blocksize: int = 8192
+    torch_threads: int | None = None
+    warmup_hops: int = 16
+    start_timeout: float = 120.0
+    stop_timeout: float = 10.0
 
 
 class Engine:
@@ -327,7 +354,7 @@ class Engine:
     Args:
         processor: the chain; its ``samplerate`` is the device rate.
         config: devices, block size, margin, callback kind.
-        poller: optional object with ``poll(mixer)``, called by the worker once per processed block
+        poller: optional object with ``poll(mixer)``, called by the worker before each block it processes
             (how MIDI gets in); ``mixer`` is the processor (it implements the control protocol).
         on_event: optional ``f(message)`` for one-off reports (first model error, worker crash).
     """
@@ -371,6 +398,12 @@ class Engine:
         self._stream: Any = None
         self._worker: threading.Thread | None = None
         self._running = threading.Event()
+        self._warm = threading.Event()  # the worker finished its warm-up
+        self._go = threading.Event()  # the stream is about to start: the worker may run
+        self._worker_failure: BaseException | None = None
+        self.warmup_s = 0.0
+        self.worker_stuck = False
+        self._torch_threads = 1
         self._reported_error = False
         self.worker_errors = 0
         self.worker_chunks = 0
@@ -461,13 +494,76 @@ class Engine:
         return stream
 
     # ------------------------------------------------------------------ worker
+    def _warm_up(self) -> None:
+        """Run in the worker thread before real time: torch threads, model, Numba kernels."""
+        import torch
+
+        t0 = time.perf_counter()
+        torch.set_num_threads(self._torch_threads)
+        p = self.processor
+        x = np.zeros((self.blocksize or 256, self.n_in), dtype=np.float32)
+        frames = max(1, self.config.warmup_hops) * self.hop_dev
+        done = 0
+        while done < frames:
+            p.process(x)
+            done += x.shape[0]
+        # the Python callback's kernel (the cfunc one was compiled at import), on throwaway state
+        n = x.shape[0]
+        ist = np.zeros_like(self.ist)
+        ist[I_XFADE] = self.xfade
+        callback_kernel(
+            x,
+            np.zeros((n, self.n_out), dtype=np.float32),
+            0,
+            np.zeros_like(self.in_ring.buf),
+            np.zeros_like(self.in_ring.idx),
+            np.zeros_like(self.out_ring.buf),
+            np.zeros_like(self.out_ring.idx),
+            np.zeros_like(self.dline),
+            self.fb.copy(),
+            np.zeros_like(self.scratch),
+            ist,
+            np.zeros_like(self.fst),
+        )
+        p.reset()
+        p.reset_stats()
+        self.warmup_s = time.perf_counter() - t0
+
     def _work(self) -> None:
+        try:
+            self._warm_up()
+        except BaseException as exc:  # reported by start()
+            self._worker_failure = exc
+            self._warm.set()
+            return
+        self._warm.set()
+        self._go.wait()
+        if not self._running.is_set():
+            return
+        try:
+            self._loop()
+        except BaseException as exc:
+            self._worker_failure = exc
+            self.on_event(f"rtsep: worker crashed, passing dry audio: {type(exc).__name__}: {exc}")
+
+    def _loop(self) -> None:
         p = self.processor
         buf = np.zeros((self.in_ring.capacity, self.n_in), dtype=np.float32)
         poll_s = max(0.0002, 0.25 * (self.blocksize or 256) / self.samplerate)
+        # a backlog is worked off a block at a time: output reaches the ring (and the callback can
+        # recover) as soon as each block is done, and stop() is honoured between blocks
+        max_chunk = max(self.blocksize or 256, self.hop_dev)
         mixer_version = -1
+        poller = self.poller
         while self._running.is_set():
-            k = self.in_ring.readable
+            # MIDI first: a change picked up now applies to the oldest input not yet processed, whose
+            # output plays soonest (polling after a backlog would hold a change back by the backlog)
+            if poller is not None:
+                try:
+                    poller.poll(p)
+                except Exception as exc:
+                    self.on_event(f"rtsep: control poll failed: {type(exc).__name__}: {exc}")
+            k = min(self.in_ring.readable, max_chunk)
             if k == 0:
                 time.sleep(poll_s)
                 continue
@@ -478,19 +574,14 @@ class Engine:
             except Exception as exc:
                 self.worker_errors += 1
                 if self.worker_errors == 1:
-                    self.on_event(f"rtsep: worker error, passing dry audio: {type(exc).__name__}: {exc}")
-                y = np.zeros((k, self.n_out), dtype=np.float32)
+                    self.on_event(f"rtsep: worker error, passing silence: {type(exc).__name__}: {exc}")
+                y = np.zeros((k, self.n_out), dtype=np.float32)  # keeps the timeline
             self.out_ring.write(np.ascontiguousarray(y))
             self.worker_chunks += 1
             if p.stats.model_errors and not self._reported_error:
                 self._reported_error = True
                 self.on_event(f"rtsep: model error, passing dry audio: {p.stats.first_error}")
-            if self.poller is not None:
-                try:
-                    self.poller.poll(p)
-                except Exception as exc:
-                    self.on_event(f"rtsep: control poll failed: {type(exc).__name__}: {exc}")
-            if p.mixer._applied != mixer_version:
+            if p.mixer._applied != mixer_version:  # keep the fallback in step with the mixer
                 mixer_version = p.mixer._applied
                 self._publish_fallback()
 
@@ -502,18 +593,49 @@ class Engine:
         if self.config.switch_interval is not None:
             self._old_switch = sys.getswitchinterval()
             sys.setswitchinterval(self.config.switch_interval)
-        self._reset_state()
-        # warm up the model and the kernels before real time starts
-        self.processor.process(np.zeros((self.processor.hop * 2, self.n_in), dtype=np.float32))
-        self._reset_state()
-        self._stream = self._open_stream()
-        self.stream_latency = self._device_latency()
+        import torch
+
+        self._torch_threads = int(self.config.torch_threads or torch.get_num_threads())
+        # 1. the worker warms up (in its own thread: torch's thread settings and oneDNN's caches are
+        #    per thread) and then waits; 2. fresh state; 3. open and start the stream.
+        self._warm.clear()
+        self._go.clear()
+        self._worker_failure = None
         self._running.set()
         self._worker = threading.Thread(target=self._work, name="rtsep-worker", daemon=True)
         self._worker.start()
+        if not self._warm.wait(self.config.start_timeout) or self._worker_failure is not None:
+            failure = self._worker_failure
+            self._shutdown_worker()
+            raise RuntimeError(f"Engine: the worker's warm-up failed: {failure!r}") from failure
+        self._reset_state()
+        try:
+            self._stream = self._open_stream()
+            self.stream_latency = self._device_latency()
+        except BaseException:
+            self._shutdown_worker()
+            raise
+        self._go.set()
         self.started_at = time.monotonic()
         self._stream.start()
         return self
+
+    def _shutdown_worker(self) -> None:
+        self._running.clear()
+        self._go.set()
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout=self.config.stop_timeout)
+            if worker.is_alive():  # stuck in a model step: see worker_stuck
+                self.worker_stuck = True
+                self.on_event(
+                    f"rtsep: the worker did not stop within {self.config.stop_timeout:.0f} s "
+                    "(a model step that never returns?)"
+                )
+            self._worker = None
+        if self._old_switch is not None:
+            sys.setswitchinterval(self._old_switch)
+            self._old_switch = None
 
     def _device_latency(self) -> tuple[float, float]:
         """(input, output) seconds the device adds. PortAudio's JACK host API reports nonsense here
@@ -535,13 +657,7 @@ class Engine:
                 stream.stop()
             finally:
                 stream.close()
-        self._running.clear()
-        if self._worker is not None:
-            self._worker.join(timeout=5.0)
-            self._worker = None
-        if self._old_switch is not None:
-            sys.setswitchinterval(self._old_switch)
-            self._old_switch = None
+        self._shutdown_worker()
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -612,6 +728,7 @@ class Engine:
                 "output_underflow": int(ist[I_OUT_UNDERFLOW]),
                 "output_overflow": int(ist[I_OUT_OVERFLOW]),
                 "priming": int(ist[I_PRIMING]),
+                "callbacks_flagged": int(ist[I_FLAGGED]),
                 "total": int(ist[I_IN_UNDERFLOW : I_OUT_OVERFLOW + 1].sum()),
             },
             "rings": {
@@ -633,6 +750,7 @@ class Engine:
                 "model_errors": st.model_errors,
                 "first_model_error": st.first_error,
                 "worker_errors": self.worker_errors,
+                "worker_alive": self._worker is not None and self._worker.is_alive(),
                 "limited_frames": p.limiter.limited_frames,
             },
             "step_ms": steps,
@@ -647,8 +765,19 @@ class Engine:
                 "device_out_ms": 1000.0 * out_lat,
                 "end_to_end_ms": 1000.0 * (self.latency / self.samplerate + in_lat + out_lat),
                 "end_to_end_samples": self.latency + round((in_lat + out_lat) * self.samplerate),
+                # MIDI (or any mixer change) -> audio, worst case: the worker polls before it
+                # processes each block, so a change waits up to one block for the poll and applies
+                # from the next hop mixed, which plays behind the processor's primed FIFO (and output
+                # resampler), the output ring and the device; the smoothing ramp starts there
+                "control_samples": self.prefill
+                + p.prime
+                + (p._rs_out.latency if p._rs_out is not None else 0)
+                + (self.blocksize or 256)
+                + round(out_lat * self.samplerate),
+                "smoothing_samples": round(p.mixer.smooth * self.samplerate / p.model_rate),
             },
             "hops": st.hops,
+            "warmup_s": self.warmup_s,
             "stems": list(p.stems),
         }
 

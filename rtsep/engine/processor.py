@@ -214,6 +214,13 @@ class Processor:
             self._rs_in.reset()
             self._rs_out.reset()
 
+    def reset_stats(self) -> None:
+        """Fresh counters and step times (after a warm-up), limiter counters included."""
+        stats = ProcessorStats()
+        stats.stem_peaks = np.zeros(len(self.stems), dtype=np.float64)
+        self.stats = stats
+        self.limiter.state[1] = 0.0
+
     def fallback_matrix(self) -> np.ndarray:
         """``(len(input_channels), outputs)`` float32: device input (selected) -> fallback output.
 

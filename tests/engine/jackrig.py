@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,21 @@ class RigResult:
     ready: dict[str, Any]
     returncode: int
     stderr: str
+    xruns: list[int]  # recording indices (approximate, +- a period) of the JACK xruns the rig saw
+
+
+@dataclass
+class Rig:
+    """What ``during`` sees: the recorder client, the timeline state, the ready file, the process."""
+
+    recorder: Any
+    state: dict[str, Any]
+    ready: dict[str, Any]
+    proc: subprocess.Popen[str]
+
+    def now(self) -> int:
+        """The current JACK frame time as a recording index (``recorded[now()]`` is recorded now)."""
+        return int(self.recorder.frame_time) - int(self.state["start"])
 
 
 def run_live(
@@ -41,8 +57,13 @@ def run_live(
     duration: float,
     lead_in: float = 0.5,
     timeout: float = 60.0,
+    during: Callable[[Rig], None] | None = None,
 ) -> RigResult:
-    """Run ``rtsep live --duration duration`` and play ``signal`` into it (see the module docstring)."""
+    """Run ``rtsep live --duration duration`` and play ``signal`` into it (see the module docstring).
+
+    ``during(rig)``, when given, runs in the calling thread once playback started (e.g. to send MIDI);
+    :meth:`Rig.now` is the recording index of the current moment.
+    """
     import jack
 
     env = dict(os.environ, JACK_DEFAULT_SERVER=server, PYTHONUNBUFFERED="1")
@@ -86,6 +107,13 @@ def run_live(
                 seg = signal[pos : pos + frames, i]
                 buf[: len(seg)] = seg
 
+    xruns: list[int] = []
+
+    @recorder.set_xrun_callback
+    def xrun(delayed_usecs: float) -> None:  # JACK's notification thread, not the process thread
+        if state["start"] >= 0:
+            xruns.append(int(recorder.frame_time) - int(state["start"]))
+
     @recorder.set_process_callback
     def record(frames: int) -> None:
         if state["start"] < 0:
@@ -128,6 +156,10 @@ def run_live(
                     recorder.connect(src, port)
             time.sleep(lead_in)
             state["armed"] = True
+            if during is not None:
+                while state["start"] < 0:
+                    time.sleep(0.001)
+                during(Rig(recorder, state, ready, proc))
             proc.wait(timeout=timeout)
     finally:
         if proc is not None and proc.poll() is None:
@@ -138,7 +170,7 @@ def run_live(
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     n = int(state["last"])
     rc = proc.returncode if proc is not None else -1
-    return RigResult(signal[: min(n, total)], rec[:n], stats, ready, rc, "".join(err_lines))
+    return RigResult(signal[: min(n, total)], rec[:n], stats, ready, rc, "".join(err_lines), xruns)
 
 
 def best_lag(x: np.ndarray, y: np.ndarray, max_lag: int) -> int:
