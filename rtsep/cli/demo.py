@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
           f"measured {lat['measured_samples']} samples")  # fmt: skip
     if result.get("stats"):
         st = result["stats"]
-        print(f"engine: xruns {st['xruns']['total']}, "
+        print(f"engine: xrun callbacks {st['xruns']['callbacks_flagged']}, "
               f"output ring underruns {st['rings']['output_underruns']}, "
               f"step p50 {st['step_ms']['p50']:.2f} ms / p99 {st['step_ms']['p99']:.2f} ms "
               f"(hop {st['hop_ms']:.2f} ms), late events {st['degradation']['late_events']}")  # fmt: skip
@@ -166,13 +166,15 @@ def _run_jack(
         print(f"      JACK unavailable ({exc}); falling back to the offline Processor", flush=True)
         return None
     print(f"[2/4] JACK server {server.name} at {RATE} Hz / {PERIOD}; starting rtsep live ...", flush=True)
+    import rtmidi
+
     port = "rtsep-demo-midi"
     sent: list[tuple[float, int]] = []
+    # Open the controller's JACK client before playback: opening a JACK client while this process's
+    # Python JACK callbacks run would stall them behind the GIL (seconds of silence and xruns).
+    midi = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="rtsep-demo-controller")
 
     def during(rig: Any) -> None:
-        import rtmidi
-
-        midi = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="rtsep-demo-controller")
         names = midi.get_ports()
         idx = next((i for i, n in enumerate(names) if port in n), None)
         if idx is None:
@@ -186,8 +188,6 @@ def _run_jack(
                 time.sleep(delay)
             midi.send_message(list(ev.message))
             sent.append((ev.t, rig.now()))
-        midi.close_port()
-        del midi
 
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -195,6 +195,8 @@ def _run_jack(
                     "--midi-virtual", port]  # fmt: skip
             r = run_live(server.name, mixture, 8, args, Path(tmp), duration=seconds + 1.5, during=during)
     finally:
+        midi.close_port()
+        midi.delete()  # close its JACK client before the server stops
         server.stop()
     if r.returncode != 0:
         raise RuntimeError(f"rtsep live failed (exit {r.returncode}):\n{r.stderr[-2000:]}")

@@ -1,7 +1,7 @@
 """``rtsep live`` as a separate process on a real JACK server (dummy backend), played and recorded.
 
 A player client feeds a known stereo signal into rtsep's input ports; a recorder client records all
-of rtsep's output ports (see ``jackrig.py``). The oracle band-split test model makes every stem a
+of rtsep's output ports (see ``rtsep/jackrig.py``). The oracle band-split test model makes every stem a
 known function of the input, so each output channel can be compared with an offline reference.
 
 Timeline. The recorded output must carry the input delayed by exactly the ``end_to_end_samples`` the
@@ -18,17 +18,14 @@ one per recovery) are neither; their number is bounded by the event counters.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from jackrig import RigResult, run_live
-
 from rtsep.engine.testmodels import BandSplit
+from rtsep.jackrig import RigResult, run_live
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 RATE, PERIOD = 48000, 256

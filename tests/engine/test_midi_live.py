@@ -13,7 +13,6 @@ The unit test at the end drives the same preset's MIDI mapping into a Processor 
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,11 @@ import pytest
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-from jackrig import Rig, run_live
-
 from rtsep.control.mapping import FaderCurve
 from rtsep.control.midi import MidiController
 from rtsep.engine import Processor
 from rtsep.engine.testmodels import BandSplit
+from rtsep.jackrig import Rig, run_live
 from rtsep.presets import parse_preset
 
 rtmidi = pytest.importorskip("rtmidi")

@@ -1,4 +1,4 @@
-"""Test rig: run ``rtsep live`` as a subprocess on a JACK server, play into it and record it.
+"""Play into and record from ``rtsep live`` on a JACK server (used by the tests and ``rtsep demo``).
 
 A JACK-Client client with ``n_in`` output ports (the player) and ``n_out`` input ports (the recorder)
 connects to the ports of rtsep's PortAudio client once they appear, plays ``signal`` from the first
