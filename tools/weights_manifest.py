@@ -39,7 +39,17 @@ def _eval(name: str) -> dict[str, Any] | None:
     return out
 
 
+def _baseline() -> dict[str, Any] | None:
+    """The baseline's figures from any evaluation that scored it (``rtsep eval --baseline``)."""
+    for path in sorted((ROOT / "runs").glob("eval-*/results.json")):
+        ev = _eval(path.parent.name[len("eval-") :])
+        if ev and "baseline" in ev:
+            return ev["baseline"]
+    return None
+
+
 def main() -> int:
+    baseline = _baseline()
     entries = []
     for path in sorted((ROOT / "weights").glob("*.pt")):
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -77,7 +87,7 @@ def main() -> int:
     ]
     for e in entries:
         ev = e["eval"] or {}
-        m, b = ev.get("model"), ev.get("baseline")
+        m, b = ev.get("model"), ev.get("baseline", baseline)
         cells = [f"{m['si_sdri_db'][s]:+.2f}" if m else "-" for s in ("vocals", "drums", "bass", "other")]
         hours = f"{e['wall_time_s'] / 3600:.2f} h" if e["wall_time_s"] else "-"
         mean = f"{m['mean_si_sdri_db']:+.2f}" if m else "-"
