@@ -35,9 +35,7 @@ from rtsep.models.waveform import (
     CachedDepthwiseConv1d,
     FastCumulativeLayerNorm,
     FilterbankSeparator,
-    OverlapAdd,
     Pointwise,
-    StridedConv1d,
     resolve_config,
     run,
 )
@@ -176,13 +174,8 @@ class ConvTasNet(FilterbankSeparator):
 
     def __init__(self, variant: str, size: str, config: dict[str, Any]) -> None:
         super().__init__()
-        c = config
-        n_src, n = len(c["sources"]), c["n_filters"]
-        self.gated = False
-        self.encoder = StridedConv1d(c["channels"], n, c["kernel"], c["stride"], bias=False)
-        self.masker = TCNMasker(c, causal=variant == "causal")
-        self.decoder = OverlapAdd(n, c["channels"], c["kernel"], c["stride"], bias=False, streams=n_src)
-        self._finish(config, variant, size)
+        causal = variant == "causal"
+        self._build(config, variant, size, gated=False, masker=lambda: TCNMasker(config, causal=causal))
 
 
 def create(*, variant: str, size: str, **overrides: Any) -> ConvTasNet:

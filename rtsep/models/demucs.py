@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rtsep.models.base import State, StreamingSeparator
-from rtsep.models.layers import StatefulLSTM, assign_state_keys, collect_state
+from rtsep.models.base import State
+from rtsep.models.layers import StatefulLSTM
 from rtsep.models.waveform import (
     CausalDownsample2,
     CausalUpsample2,
@@ -45,6 +45,7 @@ from rtsep.models.waveform import (
     OverlapAdd,
     Pointwise,
     StridedConv1d,
+    WaveformSeparator,
     l1_loss,
     resolve_config,
     run,
@@ -156,7 +157,7 @@ class BLSTM(nn.Module):
         return self.linear(self.lstm(x)[0])  # type: ignore[no-any-return]
 
 
-class Demucs(StreamingSeparator):
+class Demucs(WaveformSeparator):
     """Demucs. ``forward``: ``(batch, channels, time) -> (batch, sources, channels, time)``;
     ``step``: ``(batch, channels, hop) -> (batch, sources, channels, hop)``. See the module docstring."""
 
@@ -222,17 +223,7 @@ class Demucs(StreamingSeparator):
                 )
             self.runner = ChunkedRunner(ch, hop, left, right, max_windows=8)
             latency = right
-        self._set_contract(
-            variant=variant,
-            size=size,
-            config=config,
-            sources=c["sources"],
-            sample_rate=c["sample_rate"],
-            channels=ch,
-            hop=hop,
-            latency=latency,
-        )
-        assign_state_keys(self)
+        self._finish_contract(variant, size, config, hop=hop, latency=latency)
 
     def _pipeline(self, x: Tensor, state: State | None) -> Tensor:
         """Resample up, U-Net, resample down. ``(batch, channels, time) -> (batch, sources * channels,
@@ -260,11 +251,7 @@ class Demucs(StreamingSeparator):
         y = self._pipeline(window, None)[..., start : start + self.hop]
         return y.reshape(window.shape[0], self.n_sources, self.channels, self.hop)
 
-    def forward(self, mix: Tensor) -> Tensor:
-        """Offline: ``(batch, channels, time) -> (batch, sources, channels, time)``."""
-        self.check_mix(mix)
-        if self.runner is not None:
-            return self.runner.run_offline(self._window, mix)
+    def _offline(self, mix: Tensor) -> Tensor:
         batch, _, time = mix.shape
         total = time + self.group_delay
         padded = -(-total // self.block) * self.block
@@ -272,18 +259,9 @@ class Demucs(StreamingSeparator):
         y = y[..., self.group_delay : self.group_delay + time]
         return y.reshape(batch, self.n_sources, self.channels, time)
 
-    def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
-        if self.runner is not None:
-            return self.runner.init_state(batch, device)
-        return collect_state(self, batch, device)
-
-    def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
-        """``(batch, channels, hop) -> (batch, sources, channels, hop)``."""
-        self.check_chunk(chunk)
-        if self.runner is not None:
-            return self.runner.run_step(self._window, chunk, state), state
+    def _stream(self, chunk: Tensor, state: State) -> Tensor:
         y = self._pipeline(chunk, state)
-        return y.view(chunk.shape[0], self.n_sources, self.channels, self.hop), state
+        return y.view(chunk.shape[0], self.n_sources, self.channels, self.hop)
 
     def loss(self, estimate: Tensor, target: Tensor) -> Tensor:
         """Training loss: L1. ``(batch, sources, channels, time)`` each."""

@@ -150,19 +150,7 @@ class OpenUnmix(SpectralSeparator):
         super().__init__()
         causal = variant == "causal"
         channels, n_fft = int(config["channels"]), int(config["n_fft"])
-        self._setup_spectral(
-            variant=variant,
-            size=size,
-            config=config,
-            sources=config["sources"],
-            sample_rate=int(config["sample_rate"]),
-            channels=channels,
-            n_fft=n_fft,
-            stft_hop=int(config["stft_hop"]),
-            window=str(config["window"]),
-            frames_per_step=int(config["frames_per_step"] if causal else config["chunk"]),
-            frame_delay=0 if causal else int(config["lookahead"]),
-        )
+        self._setup_spectral(variant=variant, size=size, config=config)
         self.max_bin = min(max_bin_for(self.sample_rate, n_fft, float(config["bandwidth"])), self.bins)
         self.targets = nn.ModuleList(
             OpenUnmixTarget(
@@ -176,32 +164,14 @@ class OpenUnmix(SpectralSeparator):
             )
             for _ in self.sources
         )
-        self.runner: ChunkedRunner | None = None
-        if not causal:
-            self.runner = ChunkedRunner(
-                channels=channels,
-                bins=self.bins,
-                context=int(config["context"]),
-                chunk=int(config["chunk"]),
-                lookahead=int(config["lookahead"]),
-                crossfade=int(config["crossfade"]),
-                out_lead=(len(self.sources), channels),
-                out_bins=self.bins,
-            )
+        self.runner: ChunkedRunner | None = self._chunked_runner(variant, config)
         assign_state_keys(self)
 
-    def _all_targets(self, mag: Tensor) -> Tensor:
+    def _window_masks(self, mag: Tensor) -> Tensor:
         return torch.stack([t(mag) for t in self.targets], dim=1)
 
-    def masks(self, mag: Tensor) -> Tensor:
-        if self.runner is None:
-            return self._all_targets(mag)
-        return self.runner.offline(mag, self._all_targets)
-
-    def masks_step(self, mag: Tensor, state: State) -> Tensor:
-        if self.runner is None:
-            return torch.stack([t.step(mag, state) for t in self.targets], dim=1)  # type: ignore[operator]
-        return self.runner.step(mag, state, self._all_targets)
+    def _window_masks_step(self, mag: Tensor, state: State) -> Tensor:
+        return torch.stack([t.step(mag, state) for t in self.targets], dim=1)  # type: ignore[operator]
 
 
 def create(*, variant: str = "causal", size: str = "live", **overrides: Any) -> OpenUnmix:

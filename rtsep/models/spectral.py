@@ -507,26 +507,26 @@ class OnlineSoftKMeans(StreamingLayer):
 class SpectralSeparator(StreamingSeparator):
     """STFT -> masks -> (mask * mixture STFT) -> iSTFT, offline and streaming.
 
-    Subclasses call :meth:`_setup_spectral` in ``__init__`` (then build their network and call
-    :func:`~rtsep.models.layers.assign_state_keys`), and implement :meth:`masks` (offline) and
-    :meth:`masks_step` (streaming, ``frame_delay`` frames late).
+    Subclasses call :meth:`_setup_spectral` in ``__init__`` (then build their network, set
+    :attr:`runner` (:meth:`_chunked_runner`) and call :func:`~rtsep.models.layers.assign_state_keys`),
+    and implement ``_window_masks(mag)`` (offline masks, also the runner's window function:
+    ``(batch, channels, frames, bins) -> (batch, sources, channels, frames, bins)``) and
+    ``_window_masks_step(mag, state)`` (the causal variant's streaming masks), or override
+    :meth:`masks` (offline) and :meth:`masks_step` (streaming, ``frame_delay`` frames late).
     """
 
-    def _setup_spectral(
-        self,
-        *,
-        variant: str,
-        size: str,
-        config: dict[str, Any],
-        sources: tuple[str, ...] | list[str],
-        sample_rate: int,
-        channels: int,
-        n_fft: int,
-        stft_hop: int,
-        window: str,
-        frames_per_step: int,
-        frame_delay: int,
-    ) -> None:
+    runner: ChunkedRunner | None
+
+    def _setup_spectral(self, *, variant: str, size: str, config: dict[str, Any]) -> None:
+        """Set the contract and build the STFT, iSTFT and mixture delay from ``config``.
+
+        Reads ``sources, sample_rate, channels, n_fft, stft_hop, window`` and, for the causal variant,
+        ``frames_per_step`` (no frame delay), else ``chunk`` frames per step, ``lookahead`` frames late.
+        """
+        causal = variant == "causal"
+        n_fft, stft_hop = int(config["n_fft"]), int(config["stft_hop"])
+        frames_per_step = int(config["frames_per_step"] if causal else config["chunk"])
+        frame_delay = 0 if causal else int(config["lookahead"])
         if frames_per_step < 1 or frame_delay < 0:
             raise ValueError(
                 f"{self.arch}: frames_per_step must be >= 1 and frame delay >= 0, got "
@@ -536,26 +536,57 @@ class SpectralSeparator(StreamingSeparator):
             variant=variant,
             size=size,
             config=config,
-            sources=sources,
-            sample_rate=sample_rate,
-            channels=channels,
+            sources=config["sources"],
+            sample_rate=int(config["sample_rate"]),
+            channels=int(config["channels"]),
             hop=frames_per_step * stft_hop,
             latency=n_fft - stft_hop + frame_delay * stft_hop,
         )
+        channels, window = self.channels, str(config["window"])
         self.n_fft, self.stft_hop, self.frames_per_step = n_fft, stft_hop, frames_per_step
         self.bins = n_fft // 2 + 1
         self.stft = StreamingSTFT(n_fft, stft_hop, channels, window)
         self.istft = StreamingISTFT(n_fft, stft_hop, (len(self.sources), channels), window)
         self.mix_delay = FrameDelay(channels, self.bins, frame_delay)
 
+    def _chunked_runner(self, variant: str, config: dict[str, Any]) -> ChunkedRunner | None:
+        """``None`` for the causal variant, else the :class:`ChunkedRunner` of ``config`` (``context,
+        chunk, lookahead, crossfade`` frames) whose function outputs :meth:`_runner_lead` leading dims."""
+        if variant == "causal":
+            return None
+        return ChunkedRunner(
+            channels=self.channels,
+            bins=self.bins,
+            context=int(config["context"]),
+            chunk=int(config["chunk"]),
+            lookahead=int(config["lookahead"]),
+            crossfade=int(config["crossfade"]),
+            out_lead=self._runner_lead(),
+            out_bins=self.bins,
+        )
+
+    def _runner_lead(self) -> tuple[int, ...]:
+        """Leading output dims of the windowed function (after batch): ``(sources, channels)`` for masks."""
+        return (len(self.sources), self.channels)
+
     # subclasses -------------------------------------------------------------------------------
-    def masks(self, mag: Tensor) -> Tensor:  # pragma: no cover - abstract
-        """Offline masks: ``(batch, channels, frames, bins) -> (batch, sources, channels, frames, bins)``."""
+    def _window_masks(self, mag: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def masks_step(self, mag: Tensor, state: State) -> Tensor:  # pragma: no cover - abstract
-        """Streaming masks for ``frames_per_step`` frames, ``frame_delay`` frames late."""
+    def _window_masks_step(self, mag: Tensor, state: State) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def masks(self, mag: Tensor) -> Tensor:
+        """Offline masks: ``(batch, channels, frames, bins) -> (batch, sources, channels, frames, bins)``."""
+        if self.runner is None:
+            return self._window_masks(mag)
+        return self.runner.offline(mag, self._window_masks)
+
+    def masks_step(self, mag: Tensor, state: State) -> Tensor:
+        """Streaming masks for ``frames_per_step`` frames, ``frame_delay`` frames late."""
+        if self.runner is None:
+            return self._window_masks_step(mag, state)
+        return self.runner.step(mag, state, self._window_masks)
 
     # contract ---------------------------------------------------------------------------------
     def forward(self, mix: Tensor) -> Tensor:
@@ -600,19 +631,7 @@ class RecurrentSeparator(SpectralSeparator):
         super().__init__()
         causal = variant == "causal"
         channels = int(config["channels"])
-        self._setup_spectral(
-            variant=variant,
-            size=size,
-            config=config,
-            sources=config["sources"],
-            sample_rate=int(config["sample_rate"]),
-            channels=channels,
-            n_fft=int(config["n_fft"]),
-            stft_hop=int(config["stft_hop"]),
-            window=str(config["window"]),
-            frames_per_step=int(config["frames_per_step"] if causal else config["chunk"]),
-            frame_delay=0 if causal else int(config["lookahead"]),
-        )
+        self._setup_spectral(variant=variant, size=size, config=config)
         self.trunk = RecurrentTrunk(
             channels=channels,
             bins=self.bins,
@@ -628,22 +647,7 @@ class RecurrentSeparator(SpectralSeparator):
             if embedding_head
             else None
         )
-        self.runner: ChunkedRunner | None = None
-        if not causal:
-            self.runner = ChunkedRunner(
-                channels=channels,
-                bins=self.bins,
-                context=int(config["context"]),
-                chunk=int(config["chunk"]),
-                lookahead=int(config["lookahead"]),
-                crossfade=int(config["crossfade"]),
-                out_lead=self._runner_lead(),
-                out_bins=self.bins,
-            )
-
-    def _runner_lead(self) -> tuple[int, ...]:
-        """Leading output dims of the windowed function (after batch): ``(sources, channels)`` for masks."""
-        return (len(self.sources), self.channels)
+        self.runner: ChunkedRunner | None = self._chunked_runner(variant, config)
 
     def _head(self, head: nn.Module | None, name: str) -> nn.Module:
         if head is None:
@@ -672,16 +676,6 @@ class RecurrentSeparator(SpectralSeparator):
             return self._window_embeddings(window).permute(0, 4, 1, 2, 3)
 
         return self.runner.offline(mag, fn, crossfade=False).permute(0, 2, 3, 4, 1)
-
-    def masks(self, mag: Tensor) -> Tensor:
-        if self.runner is None:
-            return self._window_masks(mag)
-        return self.runner.offline(mag, self._window_masks)
-
-    def masks_step(self, mag: Tensor, state: State) -> Tensor:
-        if self.runner is None:
-            return self._window_masks_step(mag, state)
-        return self.runner.step(mag, state, self._window_masks)
 
     def _window_masks_step(self, mag: Tensor, state: State) -> Tensor:
         return self._head(self.mask_head, "mask")(self.trunk.step(mag, state))

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from rtsep.models.base import State
 from rtsep.models.layers import CumulativeLayerNorm, StatefulLSTM
-from rtsep.models.waveform import FilterbankSeparator, OverlapAdd, StridedConv1d, resolve_config, run
+from rtsep.models.waveform import FilterbankSeparator, resolve_config, run
 
 MUSIC = ("vocals", "drums", "bass", "other")
 
@@ -108,12 +108,12 @@ class TasNet(FilterbankSeparator):
     def __init__(self, variant: str, size: str, config: dict[str, Any]) -> None:
         super().__init__()
         c = config
-        n_src, n = len(c["sources"]), c["n_filters"]
-        self.gated = True
-        self.encoder = StridedConv1d(c["channels"], 2 * n, c["kernel"], c["stride"], bias=False)
-        self.masker = LSTMMasker(n, n_src, c["hidden"], c["layers"], c["dropout"], causal=variant == "causal")
-        self.decoder = OverlapAdd(n, c["channels"], c["kernel"], c["stride"], bias=False, streams=n_src)
-        self._finish(config, variant, size)
+
+        def masker() -> LSTMMasker:
+            n_src, n = len(c["sources"]), c["n_filters"]
+            return LSTMMasker(n, n_src, c["hidden"], c["layers"], c["dropout"], causal=variant == "causal")
+
+        self._build(config, variant, size, gated=True, masker=masker)
 
 
 def create(*, variant: str, size: str, **overrides: Any) -> TasNet:

@@ -192,19 +192,7 @@ class UNet(SpectralSeparator):
             raise ValueError(
                 f"unet: mask_extension must be one of {MASK_EXTENSIONS}, got {config['mask_extension']!r}"
             )
-        self._setup_spectral(
-            variant=variant,
-            size=size,
-            config=config,
-            sources=config["sources"],
-            sample_rate=int(config["sample_rate"]),
-            channels=channels,
-            n_fft=int(config["n_fft"]),
-            stft_hop=int(config["stft_hop"]),
-            window=str(config["window"]),
-            frames_per_step=int(config["frames_per_step"] if causal else config["chunk"]),
-            frame_delay=0 if causal else int(config["lookahead"]),
-        )
+        self._setup_spectral(variant=variant, size=size, config=config)
         self.net_bins = int(config["bins"])
         if self.net_bins % 2**DEPTH or not 0 < self.net_bins <= self.bins:
             raise ValueError(
@@ -242,23 +230,13 @@ class UNet(SpectralSeparator):
             s, channels * s, 4, stride_t=1, stride_f=1, dilation=2, groups=s, causal=causal, bins=nb
         )
         self.n_src = n_src
-        self.runner: ChunkedRunner | None = None
         if not causal:
             window = int(config["context"]) + int(config["chunk"]) + int(config["lookahead"])
             if window % 2**DEPTH:
                 raise ValueError(
                     f"unet: context + chunk + lookahead must be a multiple of {2**DEPTH}, got {window}"
                 )
-            self.runner = ChunkedRunner(
-                channels=channels,
-                bins=self.bins,
-                context=int(config["context"]),
-                chunk=int(config["chunk"]),
-                lookahead=int(config["lookahead"]),
-                crossfade=int(config["crossfade"]),
-                out_lead=(n_src, channels),
-                out_bins=self.bins,
-            )
+        self.runner: ChunkedRunner | None = self._chunked_runner(variant, config)
         assign_state_keys(self)
 
     def _cat(self, a: Tensor, b: Tensor) -> Tensor:
@@ -299,18 +277,11 @@ class UNet(SpectralSeparator):
             ext = m.new_zeros(b, self.n_src, c, n, rest)
         return torch.cat([m, ext], dim=-1)
 
-    def _patch(self, mag: Tensor) -> Tensor:
+    def _window_masks(self, mag: Tensor) -> Tensor:
         return self._net(mag, None)
 
-    def masks(self, mag: Tensor) -> Tensor:
-        if self.runner is None:
-            return self._net(mag, None)
-        return self.runner.offline(mag, self._patch)
-
-    def masks_step(self, mag: Tensor, state: State) -> Tensor:
-        if self.runner is None:
-            return self._net(mag, state)
-        return self.runner.step(mag, state, self._patch)
+    def _window_masks_step(self, mag: Tensor, state: State) -> Tensor:
+        return self._net(mag, state)
 
 
 def create(*, variant: str = "causal", size: str = "live", **overrides: Any) -> UNet:

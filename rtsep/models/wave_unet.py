@@ -32,11 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rtsep.models.base import State, StreamingSeparator
-from rtsep.models.layers import CachedConv1d, assign_state_keys, collect_state
+from rtsep.models.base import State
+from rtsep.models.layers import CachedConv1d
 from rtsep.models.waveform import (
     CausalLinearUpsample2,
     ChunkedRunner,
+    WaveformSeparator,
     mse_loss,
     resolve_config,
     run,
@@ -119,7 +120,7 @@ class ValidPlan:
         self.size, self.left, self.input_offset, self.out_len = size, start, start, length
 
 
-class WaveUNet(StreamingSeparator):
+class WaveUNet(WaveformSeparator):
     """Wave-U-Net. ``forward``: ``(batch, channels, time) -> (batch, sources, channels, time)``;
     ``step``: ``(batch, channels, hop) -> (batch, sources, channels, hop)``. See the module docstring."""
 
@@ -156,17 +157,7 @@ class WaveUNet(StreamingSeparator):
             self.plan = ValidPlan(levels, kd, ku, hop)
             self.runner = ChunkedRunner(ch, hop, self.plan.left, self.plan.size - self.plan.left - hop)
             latency = self.runner.delay
-        self._set_contract(
-            variant=variant,
-            size=size,
-            config=config,
-            sources=c["sources"],
-            sample_rate=c["sample_rate"],
-            channels=ch,
-            hop=hop,
-            latency=latency,
-        )
-        assign_state_keys(self)
+        self._finish_contract(variant, size, config, hop=hop, latency=latency)
 
     @staticmethod
     def _act(x: Tensor) -> Tensor:
@@ -187,7 +178,7 @@ class WaveUNet(StreamingSeparator):
         y = torch.tanh(self.out(torch.cat([x, mix], dim=1)))
         return y.view(mix.shape[0], self.n_sources, self.channels, -1)
 
-    def _valid(self, window: Tensor) -> Tensor:
+    def _window(self, window: Tensor) -> Tensor:
         """One chunked window: ``(n, channels, size) -> (n, sources, channels, hop)``."""
         assert self.plan is not None
         x, skips = window, []
@@ -204,25 +195,12 @@ class WaveUNet(StreamingSeparator):
         y = torch.tanh(self.out(torch.cat([x, window[..., off : off + x.shape[-1]]], dim=1)))
         return y[..., : self.hop].reshape(window.shape[0], self.n_sources, self.channels, self.hop)
 
-    def forward(self, mix: Tensor) -> Tensor:
-        """Offline: ``(batch, channels, time) -> (batch, sources, channels, time)``."""
-        self.check_mix(mix)
-        if self.runner is not None:
-            return self.runner.run_offline(self._valid, mix)
+    def _offline(self, mix: Tensor) -> Tensor:
         time = mix.shape[-1]
         return self._causal(F.pad(mix, (0, -time % 2**self.levels)), None)[..., :time]
 
-    def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
-        if self.runner is not None:
-            return self.runner.init_state(batch, device)
-        return collect_state(self, batch, device)
-
-    def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
-        """``(batch, channels, hop) -> (batch, sources, channels, hop)``."""
-        self.check_chunk(chunk)
-        if self.runner is not None:
-            return self.runner.run_step(self._valid, chunk, state), state
-        return self._causal(chunk, state), state
+    def _stream(self, chunk: Tensor, state: State) -> Tensor:
+        return self._causal(chunk, state)
 
     def loss(self, estimate: Tensor, target: Tensor) -> Tensor:
         """Training loss: MSE. ``(batch, sources, channels, time)`` each."""

@@ -53,6 +53,7 @@ __all__ = [
     "OverlapAdd",
     "Pointwise",
     "StridedConv1d",
+    "WaveformSeparator",
     "l1_loss",
     "mse_loss",
     "neg_si_snr",
@@ -510,15 +511,76 @@ class ChunkedRunner(StreamingLayer):
         return fn(full)
 
 
-# ---------------------------------------------------------------------------------------------- TasNets
-class FilterbankSeparator(StreamingSeparator):
+# ---------------------------------------------------------------------------------------------- separators
+class WaveformSeparator(StreamingSeparator):
+    """A waveform separator that runs causally (its layers stream through the state) or, when
+    :attr:`runner` is set (the chunked variant), as windows of a :class:`ChunkedRunner`.
+
+    Subclasses set :attr:`runner` (``None`` for the causal variant), call :meth:`_finish_contract`
+    once their layers exist, and implement the hooks
+
+    * ``_window(window)``: the runner's window function, ``(n, channels, left + hop + right) -> (n,
+      sources, channels, hop)`` (chunked variant);
+    * ``_offline(mix)``: ``(batch, channels, time) -> (batch, sources, channels, time)`` (causal);
+    * ``_stream(chunk, state)``: ``(batch, channels, hop) -> (batch, sources, channels, hop)`` (causal).
+    """
+
+    runner: ChunkedRunner | None
+
+    def _finish_contract(
+        self, variant: str, size: str, config: dict[str, Any], *, hop: int, latency: int
+    ) -> None:
+        """Set the contract from ``config`` (sources, sample rate, channels) and assign the state keys."""
+        self._set_contract(
+            variant=variant,
+            size=size,
+            config=config,
+            sources=config["sources"],
+            sample_rate=config["sample_rate"],
+            channels=config["channels"],
+            hop=hop,
+            latency=latency,
+        )
+        assign_state_keys(self)
+
+    def forward(self, mix: Tensor) -> Tensor:
+        """Offline: ``(batch, channels, time) -> (batch, sources, channels, time)``."""
+        self.check_mix(mix)
+        if self.runner is not None:
+            return self.runner.run_offline(self._window, mix)
+        return self._offline(mix)
+
+    def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
+        if self.runner is not None:
+            return self.runner.init_state(batch, device)
+        return collect_state(self, batch, device)
+
+    def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
+        """``(batch, channels, hop) -> (batch, sources, channels, hop)``."""
+        self.check_chunk(chunk)
+        if self.runner is not None:
+            return self.runner.run_step(self._window, chunk, state), state
+        return self._stream(chunk, state), state
+
+    # hooks ------------------------------------------------------------------------------------------
+    def _window(self, window: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _offline(self, mix: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _stream(self, chunk: Tensor, state: State) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class FilterbankSeparator(WaveformSeparator):
     """Encoder -> masker -> decoder on a learned filterbank (TasNet, Conv-TasNet).
 
-    Subclasses build :attr:`encoder` (:class:`StridedConv1d` with ``n_filters`` or, when ``gated``,
-    ``2 * n_filters`` outputs), :attr:`masker` (``forward(w, state) -> masks``: ``(batch, n_filters,
-    frames) -> (batch, sources, n_filters, frames)``), :attr:`decoder` (:class:`OverlapAdd` with
-    ``streams = len(sources)``) and, for the chunked variant, :attr:`runner`, then call
-    :meth:`_finish`.
+    Subclasses call :meth:`_build` with their masker (``forward(w, state) -> masks``: ``(batch,
+    n_filters, frames) -> (batch, sources, n_filters, frames)``); it builds :attr:`encoder`
+    (:class:`StridedConv1d` with ``n_filters`` or, when ``gated``, ``2 * n_filters`` outputs),
+    :attr:`masker`, :attr:`decoder` (:class:`OverlapAdd` with ``streams = len(sources)``) and, for the
+    chunked variant, :attr:`runner`, then calls :meth:`_finish`.
 
     * causal: ``latency = kernel - stride`` samples (the decoder's overlap-add needs the next frame
       before a sample is complete); hop must be a multiple of the stride.
@@ -528,8 +590,19 @@ class FilterbankSeparator(StreamingSeparator):
     encoder: StridedConv1d
     masker: nn.Module
     decoder: OverlapAdd
-    runner: ChunkedRunner | None
     gated: bool
+
+    def _build(
+        self, config: dict[str, Any], variant: str, size: str, *, gated: bool, masker: Callable[[], nn.Module]
+    ) -> None:
+        """Build encoder, ``masker()`` and decoder (in this order), then :meth:`_finish`."""
+        n_src, n, ch = len(config["sources"]), config["n_filters"], config["channels"]
+        kernel, stride = config["kernel"], config["stride"]
+        self.gated = gated
+        self.encoder = StridedConv1d(ch, 2 * n if gated else n, kernel, stride, bias=False)
+        self.masker = masker()
+        self.decoder = OverlapAdd(n, ch, kernel, stride, bias=False, streams=n_src)
+        self._finish(config, variant, size)
 
     def _finish(self, config: dict[str, Any], variant: str, size: str) -> None:
         stride, kernel, hop = config["stride"], config["kernel"], config["hop"]
@@ -547,17 +620,7 @@ class FilterbankSeparator(StreamingSeparator):
         else:
             self.runner = None
             latency = kernel - stride
-        self._set_contract(
-            variant=variant,
-            size=size,
-            config=config,
-            sources=config["sources"],
-            sample_rate=config["sample_rate"],
-            channels=config["channels"],
-            hop=hop,
-            latency=latency,
-        )
-        assign_state_keys(self)
+        self._finish_contract(variant, size, config, hop=hop, latency=latency)
 
     def _separate(self, mix: Tensor, state: State | None) -> Tensor:
         """``(batch, channels, time) -> (batch, sources, channels, time)``; offline aligned, streaming
@@ -578,27 +641,14 @@ class FilterbankSeparator(StreamingSeparator):
         assert self.runner is not None
         return self._separate(window, None)[..., self.runner.left : self.runner.left + self.hop]
 
-    def forward(self, mix: Tensor) -> Tensor:
-        """Offline: ``(batch, channels, time) -> (batch, sources, channels, time)``."""
-        self.check_mix(mix)
-        if self.runner is not None:
-            return self.runner.run_offline(self._window, mix)
+    def _offline(self, mix: Tensor) -> Tensor:
         time = mix.shape[-1]
         stride = self.encoder.stride
         padded = F.pad(mix, (0, -time % stride))
         return self._separate(padded, None)[..., :time]
 
-    def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
-        if self.runner is not None:
-            return self.runner.init_state(batch, device)
-        return collect_state(self, batch, device)
-
-    def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
-        """``(batch, channels, hop) -> (batch, sources, channels, hop)``."""
-        self.check_chunk(chunk)
-        if self.runner is not None:
-            return self.runner.run_step(self._window, chunk, state), state
-        return self._separate(chunk, state), state
+    def _stream(self, chunk: Tensor, state: State) -> Tensor:
+        return self._separate(chunk, state)
 
     def loss(self, estimate: Tensor, target: Tensor) -> Tensor:
         """Training loss: negative SI-SNR (dB). ``(batch, sources, channels, time)`` each."""
