@@ -56,11 +56,14 @@ def test_shipped_preset_validates(path: Path) -> None:
 
 def test_default_preset_contents() -> None:
     preset = load_preset(PRESETS / "default.yaml")
+    # the trained causal TasNet: 3.3 ms algorithmic latency, 15 % of a CPU core (docs/bench.md)
     assert (preset.model.architecture, preset.model.variant, preset.model.size) == (
-        "convtasnet",
+        "tasnet",
         "causal",
         "live",
     )
+    weights = resolve_weights(preset, PRESETS / "default.yaml")
+    assert weights is not None and weights.is_file()
     assert [s.outputs for s in preset.stems.values()] == [(1, 2), (3, 4), (5, 6), (7, 8)]
     ccs = {m.cc: m.target for m in preset.midi.mappings if m.cc is not None}
     assert ccs[7] == "master"
