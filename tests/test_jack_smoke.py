@@ -52,12 +52,15 @@ def test_sounddevice_through_jack_rings(jack_server: object) -> None:
     sd._terminate()
     sd._initialize()
     try:
-        _run(sd, jack)
+        delay, xruns = _run(sd, jack)
     finally:
         sd._terminate()
+    assert delay == PREFILL + PERIOD
+    print(f"JACK smoke: {xruns} xrun callbacks (reported; the non-realtime dummy server may have some)")
 
 
-def _run(sd: object, jack: object) -> None:
+def _run(sd: object, jack: object) -> tuple[int, int]:
+    """Play, pass through the rings, record; assert exact equality. Returns (delay, xrun callbacks)."""
     jack_api = next(i for i, api in enumerate(sd.query_hostapis()) if "JACK" in api["name"])
     device = sd.query_hostapis(jack_api)["default_output_device"]
     assert device >= 0, "PortAudio sees no JACK device"
@@ -160,3 +163,4 @@ def _run(sd: object, jack: object) -> None:
     assert ring_out.underruns == 0, "the worker fell behind: the delay is no longer the prefill"
     # The pass-through must be exact once the recorder's cycle lines up with the player's.
     np.testing.assert_array_equal(out, signal)
+    return expected_first_out + recorded.start - first_played, xruns[0]

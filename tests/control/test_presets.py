@@ -81,7 +81,8 @@ def test_null_weights_warn_loudly(tmp_path: Path) -> None:
     path = tmp_path / "untrained.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.warns(UntrainedWeightsWarning, match="UNTRAINED RANDOM WEIGHTS"):
-        load_preset(path)
+        preset = load_preset(path)
+    assert preset.model.weights is None
 
 
 def test_weights_resolve_relative_to_the_preset(tmp_path: Path) -> None:
