@@ -31,6 +31,9 @@ class JackServer:
         capture: physical capture ports of the dummy backend (PortAudio offers as many input channels).
         playback: physical playback ports (PortAudio offers as many output channels: 4 stereo stems
             need 8).
+        realtime: run JACK's threads (and its clients' process threads) with real-time scheduling
+            (``-R -P 70``; needs the privilege, e.g. root), as a stage machine would; the default
+            ``--no-realtime`` works anywhere.
         log: file that receives jackd's output (``None``: discarded).
 
     Example:
@@ -45,6 +48,7 @@ class JackServer:
         period: int = 256,
         capture: int = 8,
         playback: int = 16,
+        realtime: bool = False,
         log: Path | None = None,
     ) -> None:
         self.name = name or f"rtsep-{os.getpid()}"
@@ -52,6 +56,7 @@ class JackServer:
         self.period = period
         self.capture = capture
         self.playback = playback
+        self.realtime = realtime
         self.log = log
         self._proc: subprocess.Popen[bytes] | None = None
         self._old_env: str | None = None
@@ -71,8 +76,9 @@ class JackServer:
             raise JackUnavailable(
                 "jackd not found: install Debian's jackd2 (apt-get install --no-install-recommends jackd2)"
             )
+        mode = ["-R", "-P", "70"] if self.realtime else ["--no-realtime"]
         cmd = [
-            "jackd", "--no-realtime", "-n", self.name,
+            "jackd", *mode, "-n", self.name,
             "-d", "dummy", "-r", str(self.samplerate), "-p", str(self.period),
             "-C", str(self.capture), "-P", str(self.playback),
         ]  # fmt: skip

@@ -30,12 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=48000)
     p.add_argument("--period", type=int, default=256)
     p.add_argument("--outputs", type=int, default=8)
+    p.add_argument("--realtime", action="store_true", help="jackd -R (real-time scheduling; needs root)")
     p.add_argument("live_args", nargs="*", help="arguments for rtsep live (after --)")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal((int((args.seconds - 2) * args.rate), 2))).astype(np.float32)
     live = [*args.live_args, "--samplerate", str(args.rate), "--blocksize", str(args.period)]
-    with tempfile.TemporaryDirectory() as tmp, JackServer(samplerate=args.rate, period=args.period) as s:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        JackServer(samplerate=args.rate, period=args.period, realtime=args.realtime) as s,
+    ):
         limit = args.seconds + 120
         r = run_live(s.name, x, args.outputs, live, Path(tmp), duration=args.seconds, timeout=limit)
     if r.returncode != 0:
@@ -55,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "rate": args.rate,
         "period": args.period,
+        "jack_realtime": args.realtime,
         "callbacks": st["callbacks"],
         "xrun_callbacks_flagged": st["xruns"]["callbacks_flagged"],
         "rig_xruns_seen": len(r.xruns),
