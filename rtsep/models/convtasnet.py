@@ -31,9 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from rtsep.models.base import State
+from rtsep.models.layers import CumulativeLayerNorm
 from rtsep.models.waveform import (
     CachedDepthwiseConv1d,
-    FastCumulativeLayerNorm,
     FilterbankSeparator,
     Pointwise,
     resolve_config,
@@ -106,7 +106,7 @@ VARIANT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def _norm(channels: int, causal: bool) -> nn.Module:
-    return FastCumulativeLayerNorm(channels) if causal else nn.GroupNorm(1, channels, eps=1e-8)
+    return CumulativeLayerNorm(channels) if causal else nn.GroupNorm(1, channels, eps=1e-8)
 
 
 class TemporalBlock(nn.Module):

@@ -164,35 +164,29 @@ class CumulativeLayerNorm(StreamingLayer):
         z = torch.zeros(batch, 1, 1, device=device, dtype=torch.float64)
         return {self._k("sum"): z.clone(), self._k("sumsq"): z.clone(), self._k("count"): z.clone()}
 
-    def _normalize(self, x: Tensor, s: Tensor, ss: Tensor, n: Tensor) -> Tensor:
-        mean = s / n
-        var = (ss / n - mean * mean).clamp_min(0.0)
-        y = (x.double() - mean) / (var + self.eps).sqrt()
-        return y.to(x.dtype) * self.gamma + self.beta
+    def _stats(self, x: Tensor, s0: Tensor | None, ss0: Tensor | None, n0: Tensor | None) -> Tensor:
+        # Only the per-frame sums are accumulated in float64; the (batch, channels, frames) tensor is
+        # normalised in its own dtype (fewer full-size operations per step).
+        frames = x.shape[-1]
+        sums = torch.stack([x.sum(dim=1), (x * x).sum(dim=1)], dim=1).double().cumsum(dim=-1)  # B, 2, F
+        n = torch.arange(1, frames + 1, device=x.device, dtype=torch.float64) * self.channels
+        if s0 is not None and ss0 is not None and n0 is not None:
+            sums = sums + torch.cat([s0, ss0], dim=1)
+            n = n + n0
+            s0.copy_(sums[:, :1, -1:])
+            ss0.copy_(sums[:, 1:, -1:])
+            n0.copy_(n[..., -1:])
+        mean = sums[:, :1] / n
+        rstd = ((sums[:, 1:] / n - mean * mean).clamp_min(0.0) + self.eps).rsqrt()
+        return torch.addcmul(self.beta, (x - mean.to(x.dtype)) * rstd.to(x.dtype), self.gamma)
 
     def forward(self, x: Tensor) -> Tensor:
-        frames = x.shape[-1]
-        xd = x.double()
-        s = xd.sum(dim=1, keepdim=True).cumsum(dim=-1)
-        ss = (xd * xd).sum(dim=1, keepdim=True).cumsum(dim=-1)
-        n = torch.arange(1, frames + 1, device=x.device, dtype=torch.float64).view(1, 1, -1) * self.channels
-        return self._normalize(x, s, ss, n)
+        """Offline: statistics over all frames up to each one."""
+        return self._stats(x, None, None, None)
 
     def step(self, x: Tensor, state: State) -> Tensor:
-        frames = x.shape[-1]
-        s0, ss0, n0 = state[self._k("sum")], state[self._k("sumsq")], state[self._k("count")]
-        xd = x.double()
-        s = s0 + xd.sum(dim=1, keepdim=True).cumsum(dim=-1)
-        ss = ss0 + (xd * xd).sum(dim=1, keepdim=True).cumsum(dim=-1)
-        n = (
-            n0
-            + torch.arange(1, frames + 1, device=x.device, dtype=torch.float64).view(1, 1, -1) * self.channels
-        )
-        y = self._normalize(x, s, ss, n)
-        s0.copy_(s[..., -1:])
-        ss0.copy_(ss[..., -1:])
-        n0.copy_(n[..., -1:])
-        return y
+        """Streaming: continues the running sums of the state (updated in place)."""
+        return self._stats(x, state[self._k("sum")], state[self._k("sumsq")], state[self._k("count")])
 
 
 class FrameBuffer(StreamingLayer):

@@ -35,7 +35,6 @@ from torch import Tensor, nn
 from rtsep.models.base import State, StreamingSeparator
 from rtsep.models.layers import (
     CachedConv1d,
-    CumulativeLayerNorm,
     StreamingLayer,
     assign_state_keys,
     collect_state,
@@ -48,7 +47,6 @@ __all__ = [
     "CausalUpsample2",
     "ChunkedRunner",
     "DelayLine",
-    "FastCumulativeLayerNorm",
     "FilterbankSeparator",
     "OverlapAdd",
     "Pointwise",
@@ -143,32 +141,6 @@ class CachedDepthwiseConv1d(CachedConv1d):
         full = torch.cat([cache, x], dim=-1)
         cache.copy_(full[..., full.shape[-1] - self.pad :])
         return self._taps(full)
-
-
-class FastCumulativeLayerNorm(CumulativeLayerNorm):
-    """:class:`~rtsep.models.layers.CumulativeLayerNorm` (same parameters, state and maths) with fewer
-    full-size operations: only the per-frame sums are accumulated in float64, the normalisation of
-    the ``(batch, channels, frames)`` tensor runs in its own dtype."""
-
-    def _stats(self, x: Tensor, s0: Tensor | None, ss0: Tensor | None, n0: Tensor | None) -> Tensor:
-        frames = x.shape[-1]
-        sums = torch.stack([x.sum(dim=1), (x * x).sum(dim=1)], dim=1).double().cumsum(dim=-1)  # B, 2, F
-        n = torch.arange(1, frames + 1, device=x.device, dtype=torch.float64) * self.channels
-        if s0 is not None and ss0 is not None and n0 is not None:
-            sums = sums + torch.cat([s0, ss0], dim=1)
-            n = n + n0
-            s0.copy_(sums[:, :1, -1:])
-            ss0.copy_(sums[:, 1:, -1:])
-            n0.copy_(n[..., -1:])
-        mean = sums[:, :1] / n
-        rstd = ((sums[:, 1:] / n - mean * mean).clamp_min(0.0) + self.eps).rsqrt()
-        return torch.addcmul(self.beta, (x - mean.to(x.dtype)) * rstd.to(x.dtype), self.gamma)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._stats(x, None, None, None)
-
-    def step(self, x: Tensor, state: State) -> Tensor:
-        return self._stats(x, state[self._k("sum")], state[self._k("sumsq")], state[self._k("count")])
 
 
 class StridedConv1d(StreamingLayer):
