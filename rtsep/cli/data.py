@@ -62,7 +62,12 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--loss", default=None, help="override the architecture's loss")
+    t.add_argument(
+        "--loss",
+        default=None,
+        choices=["si_snr", "mse", "l1", "mask_mse", "mask_l1", "deep_clustering", "chimera"],
+        help="override the architecture's loss (see rtsep.train.losses for why mask nets use mask_mse)",
+    )
     t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(

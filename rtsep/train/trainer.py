@@ -23,7 +23,7 @@ from torch import Tensor
 
 from rtsep import models
 from rtsep.data.dataset import SegmentReader, SegmentSpec, TrainSampler, find_items, fixed_segments
-from rtsep.train.losses import Objective, objective_for, si_snr
+from rtsep.train.losses import Objective, objective_for, si_snr, stem_centroids
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     sampler = TrainSampler(train_reader, cfg.segment, seed=cfg.seed)
     v_mix, v_tgt = fixed_segments(valid_reader, cfg.segment, cfg.valid_per_item)
     v_mix, v_tgt = v_mix.to(device), v_tgt.to(device)
+    anchors = None
+    if hasattr(model, "clustering"):  # clustering separators: stem anchors from fixed training segments
+        a_mix, a_tgt = fixed_segments(train_reader, cfg.segment, 1)
+        anchors = (a_mix[:ANCHOR_ITEMS].to(device), a_tgt[:ANCHOR_ITEMS].to(device))
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,6 +158,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             n_acc += 1
             bar.update(task, advance=1, info=f"loss {acc / n_acc:.4g}")
             if step % cfg.valid_every == 0 or step == cfg.steps:
+                if anchors is not None:
+                    anchor_clusters(model, *anchors)
                 v_loss, v_snr = validate(model, objective, v_mix, v_tgt, cfg.batch)
                 now = time.perf_counter()
                 wall = wall0 + now - t0
@@ -218,6 +224,18 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "log": str(out / "log.csv"),
         "rows": rows,
     }
+
+
+ANCHOR_ITEMS = 16
+
+
+def anchor_clusters(model: models.StreamingSeparator, mix: Tensor, targets: Tensor) -> None:
+    """Set a clustering separator's initial centroids to the stems' mean embeddings (in eval mode)."""
+    model.eval()
+    per_item = [stem_centroids(model, m[None], t[None]) for m, t in zip(mix, targets, strict=True)]
+    centroids = torch.nn.functional.normalize(torch.stack(per_item).mean(0), dim=-1)
+    model.clustering.init_centroids.copy_(centroids)
+    model.train()
 
 
 def _versions() -> dict[str, str]:
