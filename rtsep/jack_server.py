@@ -10,11 +10,34 @@ first ``import sounddevice`` in the process that needs it).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+
+_LATE_CLIENT = re.compile(
+    r"JackEngine::XRun: client(?: =)? (.+?) (?:was not finished|finished after current callback)"
+)
+_CYCLE_ERROR = "ProcessGraphAsyncMaster: Process error"
+
+
+def xrun_report(log_text: str) -> dict[str, object]:
+    """Who made the graph late, from jackd's log.
+
+    JACK2's engine writes ``JackEngine::XRun: client = NAME was not finished, state = ...`` (or
+    ``client NAME finished after current callback``) for every client that missed the cycle, and
+    ``JackAudioDriver::ProcessGraphAsyncMaster: Process error`` for every late cycle; then it notifies
+    *all* clients, so PortAudio flags an xrun in every stream of the graph whoever was late.
+
+    Returns:
+        ``{"late_cycles": N, "late_by_client": {name: count}}``.
+    """
+    by_client: dict[str, int] = {}
+    for name in _LATE_CLIENT.findall(log_text):
+        by_client[name] = by_client.get(name, 0) + 1
+    return {"late_cycles": log_text.count(_CYCLE_ERROR), "late_by_client": by_client}
 
 
 class JackUnavailable(RuntimeError):
@@ -117,6 +140,12 @@ class JackServer:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
             else:
                 os.environ["JACK_DEFAULT_SERVER"] = self._old_env
+
+    def xruns(self) -> dict[str, object]:
+        """:func:`xrun_report` of this server's log so far (needs ``log``)."""
+        if self.log is None:
+            raise ValueError("JackServer(log=...) is needed to attribute xruns")
+        return xrun_report(Path(self.log).read_text(errors="replace"))
 
     @property
     def running(self) -> bool:

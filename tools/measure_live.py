@@ -3,7 +3,11 @@
 Starts ``jackd`` (dummy backend) at the given rate and period, runs ``rtsep live`` with the given
 arguments as a separate process for ``--seconds``, plays seeded noise into it, records its outputs,
 and prints the engine's statistics next to the end-to-end latency measured by cross-correlating the
-sum of the recorded stems with the input (a mask model's stems sum to about the mixture).
+sum of the recorded stems with the input (a mask model's stems sum to about the mixture). JACK
+notifies every client of every xrun, so the xruns rtsep's stream sees are attributed from jackd's
+own log: ``jackd_late_by_client`` names the clients that missed a cycle (rtsep's PortAudio client is
+``PortAudio``; ``rigp``/``rigr`` are this tool's player and recorder), and late cycles that name no
+client were the server's own (its timer thread woke too late).
 
 Usage:
     .venv/bin/python tools/measure_live.py --seconds 60 --rate 48000 --period 256 -- \\
@@ -38,10 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     live = [*args.live_args, "--samplerate", str(args.rate), "--blocksize", str(args.period)]
     with (
         tempfile.TemporaryDirectory() as tmp,
-        JackServer(samplerate=args.rate, period=args.period, realtime=args.realtime) as s,
+        JackServer(
+            samplerate=args.rate, period=args.period, realtime=args.realtime, log=Path(tmp) / "jackd.log"
+        ) as s,
     ):
         limit = args.seconds + 120
         r = run_live(s.name, x, args.outputs, live, Path(tmp), duration=args.seconds, timeout=limit)
+        jack_xruns = s.xruns()
     if r.returncode != 0:
         print(f"rtsep live failed (exit {r.returncode}):\n{r.stderr[-2000:]}", file=sys.stderr)
         return 1
@@ -63,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         "callbacks": st["callbacks"],
         "xrun_callbacks_flagged": st["xruns"]["callbacks_flagged"],
         "rig_xruns_seen": len(r.xruns),
+        "jackd_late_cycles": jack_xruns["late_cycles"],
+        "jackd_late_by_client": jack_xruns["late_by_client"],
         "ring_underruns": st["rings"]["output_underruns"],
         "ring_overruns": st["rings"]["input_overruns"],
         "late_events": d["late_events"],
