@@ -18,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 _LATE_CLIENT = re.compile(
-    r"JackEngine::XRun: client(?: =)? (.+?) (?:was not finished|finished after current callback)"
+    r"JackEngine::XRun: client(?: =)? (.+?) "
+    r"(?:was not finished, state = (\w+)|finished after current callback)"
 )
 _CYCLE_ERROR = "ProcessGraphAsyncMaster: Process error"
 
@@ -31,13 +32,25 @@ def xrun_report(log_text: str) -> dict[str, object]:
     ``JackAudioDriver::ProcessGraphAsyncMaster: Process error`` for every late cycle; then it notifies
     *all* clients, so PortAudio flags an xrun in every stream of the graph whoever was late.
 
+    The state tells culprits from victims: ``Running`` means the client was inside its process
+    callback when the cycle ended (its own work was late), ``Triggered`` that it was woken but had not
+    started (waiting for an upstream client or for the CPU); ``Finished`` late means it finished after
+    the next cycle began.
+
     Returns:
-        ``{"late_cycles": N, "late_by_client": {name: count}}``.
+        ``{"late_cycles": N, "late_by_client": {name: count}, "late_by_state": {"name state": count}}``.
     """
     by_client: dict[str, int] = {}
-    for name in _LATE_CLIENT.findall(log_text):
+    by_state: dict[str, int] = {}
+    for name, state in _LATE_CLIENT.findall(log_text):
         by_client[name] = by_client.get(name, 0) + 1
-    return {"late_cycles": log_text.count(_CYCLE_ERROR), "late_by_client": by_client}
+        key = f"{name} {state or 'Finished'}"
+        by_state[key] = by_state.get(key, 0) + 1
+    return {
+        "late_cycles": log_text.count(_CYCLE_ERROR),
+        "late_by_client": by_client,
+        "late_by_state": by_state,
+    }
 
 
 class JackUnavailable(RuntimeError):

@@ -26,8 +26,12 @@ Wed Nov 25 15:20:03 2026: ERROR: JackAudioDriver::ProcessGraphAsyncMaster: Proce
 
 def test_xrun_report_counts_cycles_and_names_clients() -> None:
     report = xrun_report(LOG)
-    assert report == {"late_cycles": 3, "late_by_client": {"PortAudio": 1, "rigr123": 2}}
-    assert xrun_report("") == {"late_cycles": 0, "late_by_client": {}}
+    assert report == {
+        "late_cycles": 3,
+        "late_by_client": {"PortAudio": 1, "rigr123": 2},
+        "late_by_state": {"PortAudio Triggered": 1, "rigr123 Running": 1, "rigr123 Finished": 1},
+    }
+    assert xrun_report("") == {"late_cycles": 0, "late_by_client": {}, "late_by_state": {}}
 
 
 @pytest.mark.jack

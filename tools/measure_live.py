@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "rig_xruns_seen": len(r.xruns),
         "jackd_late_cycles": jack_xruns["late_cycles"],
         "jackd_late_by_client": jack_xruns["late_by_client"],
+        "jackd_late_by_state": jack_xruns["late_by_state"],
         "ring_underruns": st["rings"]["output_underruns"],
         "ring_overruns": st["rings"]["input_overruns"],
         "late_events": d["late_events"],
