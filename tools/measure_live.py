@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,8 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--period", type=int, default=256)
     p.add_argument("--outputs", type=int, default=8)
     p.add_argument("--realtime", action="store_true", help="jackd -R (real-time scheduling; needs root)")
+    p.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no test rig: rtsep alone on the server's dummy capture/playback ports (the stage case; "
+        "xruns only, no latency measurement: the dummy capture is silent)",
+    )
     p.add_argument("live_args", nargs="*", help="arguments for rtsep live (after --)")
     args = p.parse_args(argv)
+    if args.standalone:
+        return _standalone(args)
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal((int((args.seconds - 2) * args.rate), 2))).astype(np.float32)
     live = [*args.live_args, "--samplerate", str(args.rate), "--blocksize", str(args.period)]
@@ -82,6 +92,47 @@ def main(argv: list[str] | None = None) -> int:
         "latency_reported_samples": lat,
         "latency_measured_samples": measured,
         "latency_reported_ms": 1000.0 * lat / args.rate,
+    }
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _standalone(args: argparse.Namespace) -> int:
+    """``rtsep live`` between the dummy backend's system ports, with no other client on the graph."""
+    live = [*args.live_args, "--samplerate", str(args.rate), "--blocksize", str(args.period)]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        JackServer(
+            samplerate=args.rate, period=args.period, realtime=args.realtime, log=Path(tmp) / "jackd.log"
+        ) as s,
+    ):
+        stats_file = Path(tmp) / "stats.json"
+        cmd = [sys.executable, "-m", "rtsep", "live", "--quiet", "--duration", str(args.seconds)]
+        cmd += ["--stats-json", str(stats_file), "--input", "system", "--output", "system", *live]
+        env = dict(os.environ, JACK_DEFAULT_SERVER=s.name)
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.seconds + 120)
+        jack_xruns = s.xruns()
+        if r.returncode != 0 or not stats_file.exists():
+            print(f"rtsep live failed (exit {r.returncode}):\n{r.stderr[-2000:]}", file=sys.stderr)
+            return 1
+        st = json.loads(stats_file.read_text())
+    report = {
+        "seconds": args.seconds,
+        "rate": args.rate,
+        "period": args.period,
+        "jack_realtime": args.realtime,
+        "clients": "rtsep alone (system capture -> rtsep -> system playback)",
+        "callbacks": st["callbacks"],
+        "xrun_callbacks_flagged": st["xruns"]["callbacks_flagged"],
+        "jackd_late_cycles": jack_xruns["late_cycles"],
+        "jackd_late_by_client": jack_xruns["late_by_client"],
+        "jackd_late_by_state": jack_xruns["late_by_state"],
+        "ring_underruns": st["rings"]["output_underruns"],
+        "ring_overruns": st["rings"]["input_overruns"],
+        "late_events": st["degradation"]["late_events"],
+        "step_ms": st["step_ms"],
+        "hop_ms": st["hop_ms"],
+        "latency_reported_samples": int(st["latency"]["end_to_end_samples"]),
     }
     print(json.dumps(report, indent=1))
     return 0
