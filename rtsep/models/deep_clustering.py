@@ -44,10 +44,16 @@ _CLUSTERING: dict[str, Any] = {
     "prior": 1e-3,
     "iterations": 1,
 }
+# Music stems are ordered: the trainer anchors the initial centroids at the stems' mean embeddings
+# (rtsep.train.trainer.anchor_clusters), and the live size pulls the centroids back towards those
+# anchors every step (prior 100) with soft assignments (beta 5). Tuned on the
+# validation split with the trained causal live weights, mean SI-SNR improvement on 2 s segments:
+# beta 10 / prior 1e-3 -0.7 dB, beta 10 / prior 100 +0.8 dB, beta 5 / prior 100 +2.9 dB, beta 3 +2.4 dB.
+_MUSIC_CLUSTERING: dict[str, Any] = {**_CLUSTERING, "beta": 5.0, "prior": 100.0}
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # 4 frames per step amortise reading the large embedding layer (memory-bound at batch 1)
-    "live": {**RECURRENT_LIVE, **_CLUSTERING, "crossfade": 0, "frames_per_step": 4},
+    "live": {**RECURRENT_LIVE, **_MUSIC_CLUSTERING, "crossfade": 0, "frames_per_step": 4},
     "paper": {**RECURRENT_PAPER, **_CLUSTERING, "crossfade": 0},
 }
 
