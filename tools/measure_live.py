@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,13 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return _standalone(args)
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal((int((args.seconds - 2) * args.rate), 2))).astype(np.float32)
-    live = [*args.live_args, "--samplerate", str(args.rate), "--blocksize", str(args.period)]
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        JackServer(
-            samplerate=args.rate, period=args.period, realtime=args.realtime, log=Path(tmp) / "jackd.log"
-        ) as s,
-    ):
+    live = _live_args(args)
+    with tempfile.TemporaryDirectory() as tmp, _server(args, Path(tmp)) as s:
         limit = args.seconds + 120
         r = run_live(s.name, x, args.outputs, live, Path(tmp), duration=args.seconds, timeout=limit)
         jack_xruns = s.xruns()
@@ -71,25 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     seg = x[:n].sum(axis=1)
     corr = np.fft.irfft(np.fft.rfft(y[: n + max_lag], size) * np.conj(np.fft.rfft(seg, size)), size)[:max_lag]
     measured = int(np.argmax(corr))
-    d = st["degradation"]
-    report = {
-        "seconds": args.seconds,
-        "rate": args.rate,
-        "period": args.period,
-        "jack_realtime": args.realtime,
-        "callbacks": st["callbacks"],
-        "xrun_callbacks_flagged": st["xruns"]["callbacks_flagged"],
+    report = _report(args, st, jack_xruns) | {
         "rig_xruns_seen": len(r.xruns),
-        "jackd_late_cycles": jack_xruns["late_cycles"],
-        "jackd_late_by_client": jack_xruns["late_by_client"],
-        "jackd_late_by_state": jack_xruns["late_by_state"],
-        "ring_underruns": st["rings"]["output_underruns"],
-        "ring_overruns": st["rings"]["input_overruns"],
-        "late_events": d["late_events"],
-        "recoveries": d["recoveries"],
-        "step_ms": st["step_ms"],
-        "hop_ms": st["hop_ms"],
-        "latency_reported_samples": lat,
+        "recoveries": st["degradation"]["recoveries"],
         "latency_measured_samples": measured,
         "latency_reported_ms": 1000.0 * lat / args.rate,
     }
@@ -97,31 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _standalone(args: argparse.Namespace) -> int:
-    """``rtsep live`` between the dummy backend's system ports, with no other client on the graph."""
-    live = [*args.live_args, "--samplerate", str(args.rate), "--blocksize", str(args.period)]
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        JackServer(
-            samplerate=args.rate, period=args.period, realtime=args.realtime, log=Path(tmp) / "jackd.log"
-        ) as s,
-    ):
-        stats_file = Path(tmp) / "stats.json"
-        cmd = [sys.executable, "-m", "rtsep", "live", "--quiet", "--duration", str(args.seconds)]
-        cmd += ["--stats-json", str(stats_file), "--input", "system", "--output", "system", *live]
-        env = dict(os.environ, JACK_DEFAULT_SERVER=s.name)
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.seconds + 120)
-        jack_xruns = s.xruns()
-        if r.returncode != 0 or not stats_file.exists():
-            print(f"rtsep live failed (exit {r.returncode}):\n{r.stderr[-2000:]}", file=sys.stderr)
-            return 1
-        st = json.loads(stats_file.read_text())
-    report = {
+def _live_args(args: argparse.Namespace) -> list[str]:
+    return [*args.live_args, "--samplerate", str(args.rate), "--blocksize", str(args.period)]
+
+
+def _server(args: argparse.Namespace, tmp: Path) -> JackServer:
+    return JackServer(samplerate=args.rate, period=args.period, realtime=args.realtime, log=tmp / "jackd.log")
+
+
+def _report(args: argparse.Namespace, st: dict[str, Any], jack_xruns: dict[str, Any]) -> dict[str, Any]:
+    """The engine's statistics and jackd's attribution of the late cycles, as one flat report."""
+    return {
         "seconds": args.seconds,
         "rate": args.rate,
         "period": args.period,
         "jack_realtime": args.realtime,
-        "clients": "rtsep alone (system capture -> rtsep -> system playback)",
         "callbacks": st["callbacks"],
         "xrun_callbacks_flagged": st["xruns"]["callbacks_flagged"],
         "jackd_late_cycles": jack_xruns["late_cycles"],
@@ -134,6 +104,24 @@ def _standalone(args: argparse.Namespace) -> int:
         "hop_ms": st["hop_ms"],
         "latency_reported_samples": int(st["latency"]["end_to_end_samples"]),
     }
+
+
+def _standalone(args: argparse.Namespace) -> int:
+    """``rtsep live`` between the dummy backend's system ports, with no other client on the graph."""
+    live = _live_args(args)
+    with tempfile.TemporaryDirectory() as tmp, _server(args, Path(tmp)) as s:
+        stats_file = Path(tmp) / "stats.json"
+        cmd = [sys.executable, "-m", "rtsep", "live", "--quiet", "--duration", str(args.seconds)]
+        cmd += ["--stats-json", str(stats_file), "--input", "system", "--output", "system", *live]
+        env = dict(os.environ, JACK_DEFAULT_SERVER=s.name)
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.seconds + 120)
+        jack_xruns = s.xruns()
+        if r.returncode != 0 or not stats_file.exists():
+            print(f"rtsep live failed (exit {r.returncode}):\n{r.stderr[-2000:]}", file=sys.stderr)
+            return 1
+        st = json.loads(stats_file.read_text())
+    report = _report(args, st, jack_xruns)
+    report["clients"] = "rtsep alone (system capture -> rtsep -> system playback)"
     print(json.dumps(report, indent=1))
     return 0
 
