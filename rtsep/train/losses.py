@@ -140,6 +140,14 @@ def masked_spectrogram_loss(
     return _reduce(pairwise, est_mag, target_mag, permutation_invariant)
 
 
+def _dominant_stem(target_mag: Tensor, frames: int) -> Tensor:
+    """One-hot loudest source per TF bin of the first ``frames`` frames.
+
+    Shapes: ``(B, S, C, F, K) -> (B, C, frames, K, S)``.
+    """
+    return torch.nn.functional.one_hot(target_mag[:, :, :, :frames].argmax(dim=1), target_mag.shape[1])
+
+
 def deep_clustering_loss(model: StreamingSeparator, mix: Tensor, targets: Tensor) -> Tensor:
     """Deep-clustering affinity loss ``|VVᵀ - YYᵀ|²_F / |w|²`` (Hershey et al. 2016), weighted.
 
@@ -152,10 +160,9 @@ def deep_clustering_loss(model: StreamingSeparator, mix: Tensor, targets: Tensor
     emb = model.embeddings(mix)  # B, C, F, K, D
     target_mag = _stft_mag(model, targets)  # B, S, C, F, K
     mix_mag = model.spectrogram(mix).abs()  # B, C, F, K
-    n_src = target_mag.shape[1]
     frames = min(emb.shape[2], target_mag.shape[3])
     emb = emb[:, :, :frames]
-    y = torch.nn.functional.one_hot(target_mag[:, :, :, :frames].argmax(dim=1), n_src).to(emb.dtype)
+    y = _dominant_stem(target_mag, frames).to(emb.dtype)
     w = mix_mag[:, :, :frames].sqrt()
     w = (w / (w.flatten(1).sum(-1).view(-1, 1, 1, 1) + EPS)).unsqueeze(-1).sqrt()  # sum of w² = 1 per item
     v = (emb * w).flatten(1, 3)  # B, N, D
@@ -178,7 +185,7 @@ def stem_centroids(model: StreamingSeparator, mix: Tensor, targets: Tensor) -> T
     emb = model.embeddings(mix)  # B, C, F, K, D
     target_mag = _stft_mag(model, targets)  # B, S, C, F, K
     frames = min(emb.shape[2], target_mag.shape[3])
-    y = torch.nn.functional.one_hot(target_mag[:, :, :, :frames].argmax(dim=1), target_mag.shape[1])
+    y = _dominant_stem(target_mag, frames)
     w = model.spectrogram(mix).abs()[:, :, :frames].unsqueeze(-1)  # B, C, F, K, 1
     sums = torch.einsum("bcfkd,bcfks->sd", emb[:, :, :frames] * w, y.to(emb.dtype))
     return torch.nn.functional.normalize(sums, dim=-1, eps=1e-8)
