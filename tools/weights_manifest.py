@@ -4,6 +4,12 @@ For each ``weights/*.pt``: architecture, variant, size, training steps, data see
 time, sha256 and size, and the evaluation figures of ``runs/eval-<name>/results.json`` (written by
 ``rtsep eval --weights weights/<name>.pt --baseline``) when present.
 
+``runs/`` is not committed: figures measured earlier are kept from the committed
+``weights/manifest.json`` (while the checkpoint's sha256 is unchanged) and ``docs/quality.json``
+(the baseline, the models trained but not shipped, the seen-vs-held-out figures), so a
+checkout without ``runs/`` regenerates the same documents, and a re-evaluated model replaces
+only its own figures.
+
 Usage: ``.venv/bin/python tools/weights_manifest.py``
 """
 
@@ -60,12 +66,29 @@ def _baseline() -> dict[str, Any] | None:
     return None
 
 
+STORE = ROOT / "docs" / "quality.json"
+
+
+def _stored() -> dict[str, Any]:
+    """Figures kept from earlier runs: ``{"manifest": {file: entry}, "baseline", "unshipped", "seen"}``."""
+    doc: dict[str, Any] = json.loads(STORE.read_text()) if STORE.is_file() else {}
+    manifest = ROOT / "weights" / "manifest.json"
+    doc["manifest"] = {e["file"]: e for e in json.loads(manifest.read_text())} if manifest.is_file() else {}
+    return doc
+
+
 def main() -> int:
-    baseline = _baseline()
+    stored = _stored()
+    baseline = _baseline() or stored.get("baseline")
     entries = []
     for path in sorted((ROOT / "weights").glob("*.pt")):
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
         blob = path.read_bytes()
+        sha = hashlib.sha256(blob).hexdigest()
+        ev = _eval(path.stem)
+        before = stored["manifest"].get(path.name)
+        if ev is None and before and before["sha256"] == sha:
+            ev = before["eval"]
         entries.append(
             {
                 "file": path.name,
@@ -74,14 +97,15 @@ def main() -> int:
                 "size": ckpt["size"],
                 "sources": ckpt["config"].get("sources"),
                 "steps": ckpt.get("steps"),
+                "init_steps": ckpt.get("init_steps"),
                 "data_seed": ckpt.get("data_seed"),
                 "train_items": ckpt.get("train_items"),
                 "wall_time_s": ckpt.get("wall_time_s"),
                 "valid_si_snr_db": ckpt.get("valid_si_snr"),
                 "versions": ckpt.get("versions"),
                 "bytes": len(blob),
-                "sha256": hashlib.sha256(blob).hexdigest(),
-                "eval": _eval(path.stem),
+                "sha256": sha,
+                "eval": ev,
             }
         )
     (ROOT / "weights" / "manifest.json").write_text(json.dumps(entries, indent=2) + "\n")
@@ -104,12 +128,18 @@ def main() -> int:
         hours = f"{e['wall_time_s'] / 3600:.2f} h" if e["wall_time_s"] else "-"
         mean = f"{m['mean_si_sdri_db']:+.2f}" if m else "-"
         base = f"{b['mean_si_sdri_db']:+.2f}" if b else "-"
-        row = [e["file"], e["arch"], e["variant"], str(e["steps"]), hours, *cells, mean, base]
+        row = [e["file"], e["arch"], e["variant"], _steps(e), hours, *cells, mean, base]
         lines.append("| " + " | ".join(row) + f" | `{e['sha256'][:16]}` |")
     (ROOT / "weights" / "MANIFEST.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    _quality(entries, baseline)
+    _quality(entries, baseline, stored)
     return 0
+
+
+def _steps(e: dict[str, Any]) -> str:
+    """Training steps; a fine-tuned checkpoint (``rtsep train --init``) shows ``start+fine-tune``."""
+    init = e.get("init_steps")
+    return f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
 
 
 def _valid_figures() -> dict[str, float]:
@@ -123,7 +153,21 @@ def _valid_figures() -> dict[str, float]:
     return out
 
 
-def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None) -> None:
+def _unshipped(stored: dict[str, Any], shipped: set[str]) -> list[dict[str, Any]]:
+    """Trained but not shipped (below the baseline): ``runs/NAME/unshipped.pt`` with ``runs/eval-NAME``,
+    else the stored rows; an architecture that has shipped weights now is dropped."""
+    rows = {e["file"]: e for e in stored.get("unshipped", [])}
+    for path in sorted((ROOT / "runs").glob("*/unshipped.pt")):
+        ev = _eval(path.parent.name)
+        if ev and "model" in ev:
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+            e = {"file": f"{path.parent.name}.pt", "arch": ckpt["arch"], "variant": ckpt["variant"]}
+            e |= {"steps": ckpt.get("steps"), "wall_time_s": ckpt.get("wall_time_s"), "eval": ev}
+            rows[e["file"]] = e | {"unshipped": True}
+    return [e for e in rows.values() if (e["arch"], e["variant"]) not in shipped]
+
+
+def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, stored: dict[str, Any]) -> None:
     """docs/quality.md and docs/quality.png: every architecture's streaming figures side by side."""
     import matplotlib
 
@@ -131,15 +175,8 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None) -> 
     import matplotlib.pyplot as plt
 
     scored = [(e, e["eval"]["model"]) for e in entries if e["eval"] and "model" in e["eval"]]
-    # trained but not shipped (below the baseline): runs/NAME/unshipped.pt with runs/eval-NAME
-    for path in sorted((ROOT / "runs").glob("*/unshipped.pt")):
-        ev = _eval(path.parent.name)
-        if ev and "model" in ev:
-            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-            e = {"file": f"{path.parent.name}.pt", "arch": ckpt["arch"], "variant": ckpt["variant"]}
-            e |= {"steps": ckpt.get("steps"), "wall_time_s": ckpt.get("wall_time_s"), "eval": ev}
-            e["unshipped"] = True
-            scored.append((e, ev["model"]))
+    unshipped = _unshipped(stored, {(e["arch"], e["variant"]) for e in entries})
+    scored += [(e, e["eval"]["model"]) for e in unshipped]
     scored.sort(key=lambda em: -em[1]["mean_si_sdri_db"])
     base = baseline["mean_si_sdri_db"] if baseline else float("nan")
     lines = [
@@ -172,9 +209,16 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None) -> 
         )
         lines.append(
             f"| {label} | {' | '.join(cells)} | {m['mean_si_sdri_db']:+.2f} "
-            f"| {m['mean_si_sdri_db'] - base:+.2f} | {diff:.1e} | {e['steps']} | {hours} |"
+            f"| {m['mean_si_sdri_db'] - base:+.2f} | {diff:.1e} | {_steps(e)} | {hours} |"
         )
-    seen = _valid_figures()
+    sha = {e["file"][: -len(".pt")]: e["sha256"] for e in entries}
+    seen = {  # kept while the checkpoint they measured is unchanged
+        k: v for k, v in stored.get("seen", {}).items() if v.get("sha256") == sha.get(k, "baseline")
+    }
+    seen |= {k: {"si_sdri_db": v, "sha256": sha.get(k, "baseline")} for k, v in _valid_figures().items()}
+    STORE.write_text(
+        json.dumps({"baseline": baseline, "unshipped": unshipped, "seen": seen}, indent=1) + "\n"
+    )
     if seen:
         lines += [
             "",
@@ -188,7 +232,8 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None) -> 
             "|---|---:|---:|---:|",
         ]
         test = {"baseline": base} | {e["file"][: -len(".pt")]: m["mean_si_sdri_db"] for e, m in scored}
-        for name, value in seen.items():
+        for name, fig in seen.items():
+            value = fig["si_sdri_db"]
             if name in test:
                 lines.append(f"| {name} | {value:+.2f} | {test[name]:+.2f} | {test[name] - value:+.2f} |")
     missing = [a for a in ARCHS if a not in {e["arch"] for e, _ in scored}]

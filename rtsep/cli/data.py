@@ -69,6 +69,13 @@ def add_parser(subparsers: Any) -> None:
         help="override the architecture's loss (see rtsep.train.losses for why mask nets use mask_mse)",
     )
     t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
+    t.add_argument(
+        "--init",
+        default=None,
+        metavar="CKPT",
+        help="fine-tune: start from this checkpoint's weights (same arch/variant/size); the best "
+        "checkpoint is written only when it beats CKPT on the validation set",
+    )
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(
         "--weights", default=None, help="best checkpoint path (default weights/ARCH-VARIANT-SIZE.pt)"
@@ -171,8 +178,15 @@ def run_train(args: argparse.Namespace) -> int:
         loss=args.loss,
         threads=args.threads,
         progress=not args.no_progress,
+        init=args.init,
     )
     result = train(cfg, resume=args.resume)
+    if result["saved_at"] is None and args.init and not args.resume:
+        print(
+            f"no step beat --init {args.init} on the validation set (valid loss "
+            f"{result['best_valid_loss']:.4g}); nothing written; log {result['log']}"
+        )
+        return 0
     print(
         f"best valid loss {result['best_valid_loss']:.4g} (SI-SNR {result['best_valid_si_snr']:+.2f} dB) "
         f"after {result['steps']} steps -> {result['weights']}; log {result['log']}"

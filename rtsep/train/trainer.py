@@ -54,6 +54,7 @@ class TrainConfig:
     weights: str | None = None
     loss: str | None = None
     threads: int = 1
+    init: str | None = None
     progress: bool = True
 
 
@@ -115,8 +116,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _lr_factor(s, cfg))
     step, best, best_snr, wall0 = 0, math.inf, -math.inf, 0.0
+    saved_at = None
     rows: list[dict[str, Any]] = []
     resume_path = out / "resume.pt"
+    prior = {"steps": 0, "wall_time_s": 0.0}
+    if cfg.init:
+        prior = warm_start(model, cfg.init, device)
+        if not resume:  # the starting point is the checkpoint to beat
+            best, best_snr = validate(model, objective, v_mix, v_tgt, cfg.batch)
     if resume:
         if not resume_path.is_file():
             raise FileNotFoundError(f"--resume: no {resume_path}; start without --resume")
@@ -176,15 +183,17 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 rows.append(row)
                 acc, n_acc, t_last, step_last = 0.0, 0, now, step
                 if v_loss < best:
-                    best, best_snr = v_loss, v_snr
+                    best, best_snr, saved_at = v_loss, v_snr, step
                     models.save(
                         model,
                         weights,
                         versions=_versions(),
-                        steps=step,
+                        steps=prior["steps"] + step,
                         data=str(cfg.data),
                         data_seed=cfg.seed,
-                        wall_time_s=round(wall, 1),
+                        wall_time_s=round(prior["wall_time_s"] + wall, 1),
+                        init_from=cfg.init,
+                        init_steps=prior["steps"],
                         best_valid_loss=best,
                         valid_si_snr=v_snr,
                         loss=objective.name,
@@ -220,6 +229,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "best_valid_loss": best,
         "best_valid_si_snr": best_snr,
         "steps": step,
+        "saved_at": saved_at,
         "weights": str(weights),
         "log": str(out / "log.csv"),
         "rows": rows,
@@ -227,6 +237,23 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
 
 ANCHOR_ITEMS = 16
+
+
+def warm_start(model: models.StreamingSeparator, path: str, device: torch.device) -> dict[str, Any]:
+    """Load the weights of checkpoint ``path`` into ``model`` (fine-tuning, ``--init``).
+
+    The checkpoint must hold the same architecture, variant and size; returns its ``steps`` and
+    ``wall_time_s`` so that the new checkpoint reports the total training that went into it.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--init: checkpoint not found: {path}")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    got = (ckpt.get("arch"), ckpt.get("variant"), ckpt.get("size"))
+    want = (model.arch, model.variant, model.size)
+    if got != want:
+        raise ValueError(f"--init {path}: checkpoint is {'/'.join(map(str, got))}, run is {'/'.join(want)}")
+    model.load_state_dict(ckpt["state_dict"])
+    return {"steps": int(ckpt.get("steps") or 0), "wall_time_s": float(ckpt.get("wall_time_s") or 0.0)}
 
 
 def anchor_clusters(model: models.StreamingSeparator, mix: Tensor, targets: Tensor) -> None:

@@ -62,3 +62,42 @@ def test_resume_continues(tiny_cfg: TrainConfig) -> None:
     assert [r["step"] for r in resumed["rows"]] == [10, 20]
     with pytest.raises(FileNotFoundError, match="resume"):
         train(TrainConfig(**{**tiny_cfg.__dict__, "out": tiny_cfg.out + "-none"}), resume=True)
+
+
+def test_init_fine_tunes_and_only_saves_improvements(tiny_cfg: TrainConfig, tmp_path: Path) -> None:
+    first = train(TrainConfig(**{**tiny_cfg.__dict__, "steps": 20}))
+    start = torch.load(tiny_cfg.weights, weights_only=True)  # type: ignore[arg-type]
+    tuned_path = tmp_path / "tuned.pt"
+    tuned = train(
+        TrainConfig(
+            **{
+                **tiny_cfg.__dict__,
+                "steps": 10,
+                "lr": 0.0,  # no update can beat the starting point: nothing may be written
+                "init": tiny_cfg.weights,
+                "out": str(tmp_path / "tune"),
+                "weights": str(tuned_path),
+            }
+        )
+    )
+    assert tuned["saved_at"] is None and not tuned_path.exists()
+    assert tuned["best_valid_loss"] == pytest.approx(first["best_valid_loss"], rel=1e-5)
+    tuned = train(
+        TrainConfig(
+            **{
+                **tiny_cfg.__dict__,
+                "steps": 20,
+                "init": tiny_cfg.weights,
+                "out": str(tmp_path / "tune2"),
+                "weights": str(tuned_path),
+            }
+        )
+    )
+    assert tuned["best_valid_loss"] < first["best_valid_loss"]
+    ckpt = torch.load(tuned_path, weights_only=True)
+    assert ckpt["init_steps"] == start["steps"]
+    assert ckpt["steps"] == start["steps"] + tuned["saved_at"]
+    assert ckpt["wall_time_s"] > start["wall_time_s"]
+    other = TrainConfig(**{**tiny_cfg.__dict__, "arch": "tasnet", "overrides": {}, "init": tiny_cfg.weights})
+    with pytest.raises(ValueError, match="convtasnet"):
+        train(other)
