@@ -49,3 +49,10 @@ def test_demo_offline_mutes_fades_and_scores(tmp_path: Path) -> None:
     assert _level_db(vocals, fade + 1.5, fade + 2.3) < before - 15  # CC 20 at 30-40: about -20 dB
     for name in ("routed.wav", "levels.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_a_live_run_that_went_dry_is_not_scored_as_the_separation() -> None:
+    from rtsep.cli.demo import _fell_behind
+
+    assert _fell_behind({"degradation": {"late_events": 3}})
+    assert not _fell_behind({"degradation": {"late_events": 0}})
