@@ -108,19 +108,19 @@ def run(args: argparse.Namespace) -> int:
     live: dict[str, Any] | None = None
     if not args.no_jack:
         live = result = _run_jack(args.preset, mixture, events, args.seconds)
+    behind = ""
     if live is not None and _fell_behind(live["stats"]):
         st = live["stats"]
-        why = (f"step p50 {st['step_ms']['p50']:.2f} ms for a {st['hop_ms']:.2f} ms hop, "
-               f"{st['degradation']['late_events']} late events")  # fmt: skip
-        print(f"      rtsep live could not keep up on this machine ({why}): it played the latency-aligned "
-              "dry input while late, so its output is not the model's separation. Scoring the same "
-              "preset through the offline Processor instead (the live latency figures stay below).",
-              flush=True)  # fmt: skip
-        result = _run_offline(args.preset, mixture, events)
-        result["mode"] = (f"offline Processor (live run fell behind: step p50 {st['step_ms']['p50']:.2f} ms, "
-                          f"hop {st['hop_ms']:.2f} ms)")  # fmt: skip
+        behind = f"step p50 {st['step_ms']['p50']:.2f} ms, hop {st['hop_ms']:.2f} ms"
+        print(f"      rtsep live could not keep up on this machine ({behind}, "
+              f"{st['degradation']['late_events']} late events): it played the latency-aligned dry input "
+              "while late, so its output is not the model's separation. Scoring the same preset through "
+              "the offline Processor instead (the live latency figures stay below).", flush=True)  # fmt: skip
+        result = None
     if result is None:
         result = _run_offline(args.preset, mixture, events)
+        if behind:
+            result["mode"] = f"offline Processor (live run fell behind: {behind})"
 
     rec: np.ndarray = result["recorded"]  # (time, outputs), aligned: rec[t] answers mixture[t]
     routing = presets.routing_table(preset, preset.routing)
