@@ -153,7 +153,7 @@ def _valid_figures() -> dict[str, float]:
     return out
 
 
-def _unshipped(stored: dict[str, Any], shipped: set[str]) -> list[dict[str, Any]]:
+def _unshipped(stored: dict[str, Any], shipped: set[tuple[str, str]]) -> list[dict[str, Any]]:
     """Trained but not shipped (below the baseline): ``runs/NAME/unshipped.pt`` with ``runs/eval-NAME``,
     else the stored rows; an architecture that has shipped weights now is dropped."""
     rows = {e["file"]: e for e in stored.get("unshipped", [])}
