@@ -166,6 +166,10 @@ class ModelConfig(_Frozen):
         size: ``live`` (real time on a CPU) or ``paper`` (reference hyperparameters).
         weights: checkpoint path relative to the preset file, or null for untrained random weights.
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when present).
+        hop: samples per model step, or null for the model's own. Only where the weights do not fix
+            it (causal TasNet, Conv-TasNet, Wave-U-Net, Demucs: :func:`rtsep.models.streaming_keys`):
+            the same separation in fewer, larger steps (less CPU per second of audio), for the
+            extra hop of latency. A multiple of the model's stride.
     """
 
     architecture: Literal[ARCHITECTURES]  # type: ignore[valid-type]
@@ -173,6 +177,21 @@ class ModelConfig(_Frozen):
     size: Literal[SIZES] = "live"  # type: ignore[valid-type]
     weights: Annotated[str, Strict()] | None = None
     device: Literal["cpu", "cuda", "auto"] = "auto"
+    hop: Annotated[int, Strict(), Field(ge=1, le=1 << 16)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.hop is not None:
+            from rtsep.models import streaming_keys  # imports torch: only for presets that set a hop
+
+            if "hop" not in streaming_keys(self.architecture, self.variant):
+                can = [f"{a} {v}" for a in ARCHITECTURES for v in VARIANTS if "hop" in streaming_keys(a, v)]
+                raise _semantic(
+                    "hop",
+                    f"{self.architecture} {self.variant} cannot change its hop (its weights fix it); "
+                    f"these can: {', '.join(can)}",
+                )
+        return self
 
 
 class AudioConfig(_Frozen):

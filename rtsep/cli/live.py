@@ -80,6 +80,8 @@ def settings_from_preset(path: str) -> LiveSettings:
     )
     weights = presets.resolve_weights(p, path)
     s.weights = str(weights) if weights is not None else None
+    if p.model.hop is not None:
+        s.model_args["hop"] = p.model.hop
     for name in p.routing_names:
         table = presets.routing_table(p, name)
         s.routings[name] = {stem: [c - 1 for c in chans] for stem, chans in table.items()}
@@ -115,7 +117,7 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
     """Flags (and ``--preset``, which flags given explicitly override) -> :class:`LiveSettings`."""
     s = settings_from_preset(args.preset) if getattr(args, "preset", None) else LiveSettings()
     if args.arch:
-        s.arch, s.weights = args.arch, None
+        s.arch, s.weights, s.model_args = args.arch, None, {}
     for name in ("variant", "size", "weights"):
         if getattr(args, name, None):
             setattr(s, name, getattr(args, name))
@@ -164,7 +166,7 @@ def build_model(s: LiveSettings) -> Any:
     from rtsep import models
 
     if s.weights:
-        model = models.load(s.weights, device=s.torch_device)
+        model = models.load(s.weights, device=s.torch_device, **s.model_args)  # hop, where it may change
     else:
         model = models.build(s.arch, variant=s.variant, size=s.size, **s.model_args).eval()
     models.use_preferred_backend(model)  # oneDNN on or off, whichever runs this model's step faster
@@ -460,7 +462,11 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", metavar="V", help="causal or chunked")
     p.add_argument("--size", metavar="S", help="live or paper")
     p.add_argument("--weights", metavar="W", help="checkpoint file")
-    p.add_argument("--model-arg", action="append", metavar="K=V", help="model hyperparameter (JSON value)")
+    p.add_argument(
+        "--model-arg", action="append", metavar="K=V",
+        help="model hyperparameter (JSON value); with weights, only one they do not fix: hop=256 for a "
+        "causal TasNet runs fewer, larger steps for one more hop of latency",
+    )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="torch device")
     p.add_argument("--input-channels", metavar="LIST", help="0-based input channels, e.g. 0,1")
     p.add_argument("--output-channels", type=int, metavar="N", help="number of output channels")

@@ -31,6 +31,7 @@ __all__ = [
     "prefers_onednn",
     "save",
     "stream",
+    "streaming_keys",
     "use_preferred_backend",
 ]
 
@@ -81,6 +82,20 @@ def use_preferred_backend(model: StreamingSeparator) -> bool:
     enabled = prefers_onednn(model)
     torch.backends.mkldnn.enabled = enabled
     return enabled
+
+
+# (architecture, variant) -> hyperparameters that a checkpoint may be loaded with changed. A causal
+# waveform model's offline output does not depend on its hop (only how many samples one step takes),
+# so loading a hop-128 checkpoint with ``hop=256`` runs the same separation in half as many model calls
+# for one more hop of latency; tests/models/test_load_streaming.py holds every entry to that.
+_STREAMING_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    (arch, "causal"): ("hop",) for arch in ("tasnet", "convtasnet", "wave_unet", "demucs")
+}
+
+
+def streaming_keys(name: str, variant: str) -> tuple[str, ...]:
+    """Hyperparameters of ``name``/``variant`` that :func:`load` may change (not fixed by the weights)."""
+    return _STREAMING_KEYS.get((name, variant), ())
 
 
 def _module_exists(module: str) -> bool:
@@ -139,10 +154,18 @@ def save(model: StreamingSeparator, path: str | Path, **extra: Any) -> None:
     torch.save(ckpt, str(path))
 
 
-def load(path: str | Path, device: torch.device | str = "cpu") -> StreamingSeparator:
+def load(path: str | Path, device: torch.device | str = "cpu", **streaming: Any) -> StreamingSeparator:
     """Load a checkpoint written by :func:`save` (never unpickles classes: ``weights_only=True``).
 
-    The model is returned in eval mode on ``device``.
+    Args:
+        path: the checkpoint.
+        device: torch device of the returned model (in eval mode).
+        **streaming: hyperparameters to change that the weights do not fix (:func:`streaming_keys`;
+            for instance ``hop=256`` for a causal TasNet).
+
+    Raises:
+        ValueError: not a checkpoint, or a key in ``streaming`` that the weights fix (the message
+            names the keys that can change).
     """
     path = Path(path)
     if not path.is_file():
@@ -151,7 +174,15 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> StreamingSepar
     for key in ("arch", "variant", "size", "config", "state_dict"):
         if key not in ckpt:
             raise ValueError(f"{path}: not an rtsep checkpoint (missing key {key!r})")
-    model = build(ckpt["arch"], variant=ckpt["variant"], size=ckpt["size"], **ckpt["config"])
+    arch, variant = ckpt["arch"], ckpt["variant"]
+    allowed = streaming_keys(arch, variant)
+    fixed = sorted(set(streaming) - set(allowed))
+    if fixed:
+        raise ValueError(
+            f"{path}: {arch} {variant} cannot change {', '.join(fixed)} without retraining (its weights "
+            f"fix it); what it can change at load time: {', '.join(allowed) or 'nothing'}"
+        )
+    model = build(arch, variant=variant, size=ckpt["size"], **{**ckpt["config"], **streaming})
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval()
 

@@ -156,6 +156,12 @@ BROKEN: list[tuple[str, dict[str, Any], str]] = [
     ("unknown-variant", {"model.variant": "offline"}, "model.variant: Input should be 'causal' or 'chunked'"),
     ("unknown-device", {"model.device": "tpu"}, "model.device: Input should be 'cpu', 'cuda' or 'auto'"),
     (
+        "hop-fixed-by-weights",
+        {"model.architecture": "openunmix", "model.weights": None, "model.hop": 256},
+        "model.hop: openunmix causal cannot change its hop (its weights fix it); these can: tasnet causal, ",
+    ),
+    ("hop-zero", {"model.hop": 0}, "model.hop: Input should be greater than or equal to 1"),
+    (
         "output-channel-0",
         {"stems.vocals.outputs": [0, 1]},
         "stems.vocals.outputs[0]: Input should be greater than",

@@ -45,15 +45,6 @@ SHRINK = {
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """One intra-op thread: the machine is shared, and small LSTM/conv steps only slow down with more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _build(arch: str, variant: str, **overrides: object) -> StreamingSeparator:
     torch.manual_seed(0)
     return models.build(arch, variant=variant, size="live", **overrides).eval()

@@ -1,0 +1,98 @@
+"""Loading a checkpoint with a changed streaming-only hyperparameter (``models.load(W, hop=...)``).
+
+Every key that :func:`rtsep.models.streaming_keys` allows must leave the separation untouched: the
+same weights give the same offline output, the streaming law holds at the new hop, and the latency
+grows by exactly the extra hop. Keys the weights fix are refused with a message naming what can
+change, and a preset's ``model.hop`` reaches the model the live engine builds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from rtsep import models
+from rtsep.cli.live import build_model, settings_from_preset
+from rtsep.models.base import stream
+from rtsep.presets import ARCHITECTURES, VARIANTS
+
+PRESETS = Path(__file__).resolve().parents[2] / "presets"
+CHANGEABLE = [(a, v) for a in ARCHITECTURES for v in VARIANTS if "hop" in models.streaming_keys(a, v)]
+
+
+def _checkpoint(tmp_path: Path, arch: str, variant: str) -> tuple[models.StreamingSeparator, Path]:
+    torch.manual_seed(0)
+    model = models.build(arch, variant=variant, size="live").eval()
+    path = tmp_path / f"{arch}-{variant}.pt"
+    models.save(model, path)
+    return model, path
+
+
+def test_the_causal_waveform_models_can_change_hop() -> None:
+    assert [(a, "causal") for a in ("tasnet", "convtasnet", "wave_unet", "demucs")] == CHANGEABLE
+
+
+@pytest.mark.parametrize(("arch", "variant"), CHANGEABLE, ids=[f"{a}-{v}" for a, v in CHANGEABLE])
+@pytest.mark.parametrize("factor", [2, 3])
+def test_hop_changes_the_step_not_the_separation(
+    tmp_path: Path, arch: str, variant: str, factor: int
+) -> None:
+    model, path = _checkpoint(tmp_path, arch, variant)
+    bigger = models.load(path, hop=factor * model.hop)
+    assert bigger.hop == factor * model.hop
+    assert bigger.latency == model.latency
+    assert bigger.algorithmic_latency == model.algorithmic_latency + (factor - 1) * model.hop
+    torch.manual_seed(1)
+    mix = 0.1 * torch.randn(1, model.channels, 6 * factor * model.hop + 37)
+    with torch.inference_mode():
+        offline, offline_bigger = model(mix), bigger(mix)
+    assert torch.equal(offline, offline_bigger)
+    lat = bigger.latency
+    streamed = stream(bigger, mix)
+    err = (streamed[..., lat:] - offline[..., : mix.shape[-1] - lat]).abs().max().item()
+    assert err < 1e-4, err
+
+
+def test_hop_off_the_stride_is_refused(tmp_path: Path) -> None:
+    model, path = _checkpoint(tmp_path, "tasnet", "causal")
+    with pytest.raises(ValueError, match="hop must be a multiple of stride 16, got 129"):
+        models.load(path, hop=model.hop + 1)
+
+
+@pytest.mark.parametrize(
+    ("arch", "variant", "key", "expected"),
+    [
+        (
+            "openunmix",
+            "causal",
+            "hop",
+            "openunmix causal cannot change hop .* what it can change at load time: nothing",
+        ),
+        ("tasnet", "chunked", "hop", "tasnet chunked cannot change hop"),
+        (
+            "tasnet",
+            "causal",
+            "hidden",
+            "tasnet causal cannot change hidden .* what it can change at load time: hop",
+        ),
+    ],
+)
+def test_keys_the_weights_fix_are_refused(
+    tmp_path: Path, arch: str, variant: str, key: str, expected: str
+) -> None:
+    _model, path = _checkpoint(tmp_path, arch, variant)
+    with pytest.raises(ValueError, match=expected):
+        models.load(path, **{key: 512})
+
+
+def test_preset_hop_reaches_the_live_model(tmp_path: Path) -> None:
+    model, weights = _checkpoint(tmp_path, "tasnet", "causal")
+    data = yaml.safe_load((PRESETS / "default.yaml").read_text())
+    data["model"].update(weights=str(weights), hop=2 * model.hop, device="cpu")
+    preset = tmp_path / "hop.yaml"
+    preset.write_text(yaml.safe_dump(data, sort_keys=False))
+    live = build_model(settings_from_preset(str(preset)))
+    assert (live.hop, live.latency) == (2 * model.hop, model.latency)
