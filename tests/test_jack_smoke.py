@@ -49,18 +49,32 @@ def test_sounddevice_through_jack_rings(jack_server: object) -> None:
 
     # PortAudio reads JACK_DEFAULT_SERVER when it initialises: re-initialise now that the server runs,
     # and terminate before the server stops (PortAudio's JACK host asserts if the server vanished).
+    # On an overloaded machine the non-realtime dummy server has xruns, and JACK itself then hands
+    # silence to a client that missed its cycle: exactness is only checkable in an xrun-free run, so
+    # a run whose check failed *with* xruns is retried, and one that failed without any fails the test.
+    overloaded = []
     sd._terminate()
-    sd._initialize()
-    try:
-        delay, xruns = _run(sd, jack)
-    finally:
-        sd._terminate()
-    assert delay == PREFILL + PERIOD
-    print(f"JACK smoke: {xruns} xrun callbacks (reported; the non-realtime dummy server may have some)")
+    for _ in range(3):
+        sd._initialize()
+        xruns = [0]
+        try:
+            delay = _run(sd, jack, xruns)
+        except AssertionError as exc:
+            if xruns[0] == 0:
+                raise
+            overloaded.append(f"{xruns[0]} xrun callbacks: {' '.join(str(exc).split())[:80]}")
+            continue
+        finally:
+            sd._terminate()
+        assert delay == PREFILL + PERIOD
+        print(f"JACK smoke: {xruns[0]} xrun callbacks (the non-realtime dummy server may have some)")
+        return
+    pytest.skip(f"every run was hit by JACK xruns (machine overloaded): {overloaded}")
 
 
-def _run(sd: object, jack: object) -> tuple[int, int]:
-    """Play, pass through the rings, record; assert exact equality. Returns (delay, xrun callbacks)."""
+def _run(sd: object, jack: object, xruns: list[int]) -> int:
+    """Play, pass through the rings, record; assert exact equality. Returns the delay in frames;
+    counts the stream's xrun callbacks into ``xruns[0]``."""
     jack_api = next(i for i, api in enumerate(sd.query_hostapis()) if "JACK" in api["name"])
     device = sd.query_hostapis(jack_api)["default_output_device"]
     assert device >= 0, "PortAudio sees no JACK device"
@@ -74,7 +88,6 @@ def _run(sd: object, jack: object) -> tuple[int, int]:
     ring_in = RingBuffer(CHANNELS, 16 * PERIOD)
     ring_out = RingBuffer(CHANNELS, 16 * PERIOD)
     ring_out.write(np.zeros((PREFILL, CHANNELS), dtype=np.float32))
-    xruns = [0]
     firstin = [-1]
 
     def callback(indata: np.ndarray, outdata: np.ndarray, frames: int, t: object, status: object) -> None:
@@ -163,4 +176,4 @@ def _run(sd: object, jack: object) -> tuple[int, int]:
     assert ring_out.underruns == 0, "the worker fell behind: the delay is no longer the prefill"
     # The pass-through must be exact once the recorder's cycle lines up with the player's.
     np.testing.assert_array_equal(out, signal)
-    return expected_first_out + recorded.start - first_played, xruns[0]
+    return expected_first_out + recorded.start - first_played
