@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if live is not None:
         st = live["stats"]
         print(f"engine: xrun callbacks {st['xruns']['callbacks_flagged']}, "
-              f"output ring underruns {st['rings']['output_underruns']}, "
+              f"output ring underruns {st['rings']['output_underruns']} frames, "
               f"step p50 {st['step_ms']['p50']:.2f} ms / p99 {st['step_ms']['p99']:.2f} ms "
               f"(hop {st['hop_ms']:.2f} ms), late events {st['degradation']['late_events']}")  # fmt: skip
     print(f"SI-SDR over {scores['window_s'][0]:.1f}-{scores['window_s'][1]:.1f} s (before any MIDI move):")
