@@ -192,6 +192,8 @@ def _run_jack(
     print(f"[2/4] JACK server {server.name} at {RATE} Hz / {PERIOD}; starting rtsep live ...", flush=True)
     import rtmidi
 
+    from rtsep.control.midi import close_rtmidi
+
     port = "rtsep-demo-midi"
     sent: list[tuple[float, int]] = []
     # Open the controller's JACK client before playback: opening a JACK client while this process's
@@ -219,8 +221,7 @@ def _run_jack(
                     "--midi-virtual", port]  # fmt: skip
             r = run_live(server.name, mixture, 8, args, Path(tmp), duration=seconds + 1.5, during=during)
     finally:
-        midi.close_port()
-        midi.delete()  # close its JACK client before the server stops
+        close_rtmidi(midi)  # close its JACK client before the server stops
         server.stop()
     if r.returncode != 0:
         raise RuntimeError(f"rtsep live failed (exit {r.returncode}):\n{r.stderr[-2000:]}")

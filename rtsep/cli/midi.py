@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from rtsep.control.mapping import LearnedControl, Learner, bind_learned, describe, targets
-from rtsep.control.midi import API_NAMES, EventStore, MidiError, MidiParser, MidiPort, list_ports
+from rtsep.control.midi import API_NAMES, MidiError, MidiParser, MidiPort, list_ports
 from rtsep.presets import PresetError, UntrainedWeightsWarning, load_preset, parse_target, save_preset
 
 __all__ = ["add_parser", "learn", "run_learn", "run_ports"]
@@ -59,12 +59,11 @@ def run_ports(args: argparse.Namespace) -> int:
     return 0
 
 
-def learn(port: MidiPort, store: EventStore, *, buttons: bool, timeout: float) -> LearnedControl | None:
-    """Wait for the next control moved on ``port`` (whose callback feeds ``store``).
+def learn(port: MidiPort, *, buttons: bool, timeout: float) -> LearnedControl | None:
+    """Wait for the next control moved on ``port``.
 
     Args:
-        port: an open input port.
-        store: the store its callback writes to.
+        port: an open input port (its sink is replaced).
         buttons: the target is a button (mute, solo, routing); else a level (CCs only).
         timeout: seconds.
 
@@ -81,9 +80,10 @@ def learn(port: MidiPort, store: EventStore, *, buttons: bool, timeout: float) -
                 found.append(hit)
 
     parser = MidiParser(sink)
+    port.sink = parser.feed
     deadline = time.monotonic() + timeout
     while not found:
-        store.drain(parser)
+        port.pump()
         hit = learner.poll(time.monotonic())
         if hit is not None:
             found.append(hit)
@@ -114,7 +114,6 @@ def run_learn(args: argparse.Namespace) -> int:
         virtual, spec = midi.input_virtual, midi.input
     if isinstance(spec, str) and spec.isdigit():
         spec = int(spec)
-    store = EventStore()
     try:
         port = MidiPort(
             "input",
@@ -122,7 +121,6 @@ def run_learn(args: argparse.Namespace) -> int:
             port=spec,
             virtual=virtual,
             client_name="rtsep-learn",
-            callback=store.callback,
         )
     except MidiError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -132,7 +130,7 @@ def run_learn(args: argparse.Namespace) -> int:
         f"move a control for {args.target} on {where} ({port.api}), {args.timeout:g} s ...", file=sys.stderr
     )
     try:
-        control = learn(port, store, buttons=target.kind in ("mute", "solo", "routing"), timeout=args.timeout)
+        control = learn(port, buttons=target.kind in ("mute", "solo", "routing"), timeout=args.timeout)
     finally:
         port.close()
     if control is None:

@@ -1,8 +1,9 @@
 """MIDI input and output with python-rtmidi: ports, the lock-free event store, the parser, the controller.
 
-Threads: the rtmidi callback (rtmidi's own thread) only copies the message bytes into
-:class:`EventStore`; everything else runs in the engine's worker thread inside
-:meth:`MidiController.poll`, once per processed block: drain the store through :class:`MidiParser`,
+Threads: input is polled, never delivered by callback. rtmidi queues incoming messages in its own
+lock-free queue, and :meth:`MidiController.poll`, in the engine's worker thread once per processed
+block, moves them into :class:`EventStore` (which other threads may also :meth:`~MidiController.push`
+to), drains the store through :class:`MidiParser`,
 map with :class:`~rtsep.control.mapping.Mapper`, set the changed parameters on the mixer, send
 feedback, and, rate-limited, check that named ports are still there (reopening them when they return).
 
@@ -33,6 +34,7 @@ __all__ = [
     "MidiParser",
     "MidiPort",
     "ParserCounters",
+    "close_rtmidi",
     "compiled_apis",
     "list_ports",
     "resolve_api",
@@ -76,14 +78,37 @@ def resolve_api(name: str) -> list[int]:
     return [API_NAMES[name]]
 
 
+# A graph change in JACK (a port registered, connected, unregistered) sends every client a latency
+# notification, handled in the client's notification thread by iterating its own port list. libjack
+# unregisters a port by erasing it from that list in the calling thread, unlocked (jack2's
+# JackClient::HandleLatencyCallback vs PortUnRegister, still so in jack2 1.9.22), so closing a port
+# while a notification from a recent graph change is being handled can crash the process. Measured
+# with python-rtmidi 1.5.8 (it bundles libjack): opening and closing four connected ports back to back
+# crashed within 300 rounds every time; waiting 20 ms before each close ran 300 rounds without a crash.
+# A freshly made connection likewise takes effect a cycle or more later: what is sent before is lost.
+JACK_SETTLE_S = 0.05
+
+
+def close_rtmidi(midi: rtmidi.MidiIn | rtmidi.MidiOut) -> None:
+    """Close an rtmidi port and delete its client; under JACK, first let the graph settle (see above).
+
+    The object must not be used afterwards.
+    """
+    if midi.get_current_api() == rtmidi.API_UNIX_JACK:
+        time.sleep(JACK_SETTLE_S)
+    midi.close_port()
+    midi.delete()
+
+
 def _create(
-    direction: Literal["input", "output"], api: str, client_name: str
+    direction: Literal["input", "output"], api: str, client_name: str, queue_size: int = 1024
 ) -> rtmidi.MidiIn | rtmidi.MidiOut:
-    cls = rtmidi.MidiIn if direction == "input" else rtmidi.MidiOut
     problems = []
     for number in resolve_api(api):
         try:
-            return cls(number, client_name)
+            if direction == "input":
+                return rtmidi.MidiIn(number, client_name, queue_size_limit=queue_size)
+            return rtmidi.MidiOut(number, client_name)
         except rtmidi.RtMidiError as err:  # e.g. no ALSA sequencer, no JACK server
             problems.append(f"{_API_BY_NUMBER[number]}: {err}")
     raise MidiError(f"cannot open MIDI {direction} ({'; '.join(problems)})")
@@ -109,7 +134,7 @@ def list_ports(api: str = "auto") -> dict[str, dict[str, list[str]]]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Event store (rtmidi thread -> worker thread)
+# Event store (another thread -> worker thread)
 
 
 class EventStore:
@@ -140,7 +165,7 @@ class EventStore:
         self.errors = 0  # producer only: messages that were not sequences
 
     def push(self, message: Sequence[int]) -> None:
-        """Store one message (producer side; the rtmidi callback)."""
+        """Store one message (producer side: one thread, e.g. :meth:`MidiController.push`)."""
         w = self._write
         if w - self._read >= self.capacity:
             self.overflows += 1
@@ -156,10 +181,6 @@ class EventStore:
             self.errors += 1
             return
         self._write = w + 1  # publish
-
-    def callback(self, event: tuple[Sequence[int], float], data: object = None) -> None:
-        """The rtmidi input callback: ``event`` is ``(message, delta_time)``."""
-        self.push(event[0])
 
     def __len__(self) -> int:
         return self._write - self._read
@@ -284,7 +305,15 @@ class MidiPort:
         port: name substring (case-insensitive) or index of an existing port; ignored when ``virtual``.
         virtual: create a virtual port with this name instead.
         client_name: our MIDI client's name (our own ports are never matched by ``port``).
-        callback: input only: the rtmidi callback (e.g. :meth:`EventStore.callback`).
+        sink: input only: receives each message's bytes when :meth:`pump` runs (e.g.
+            :meth:`EventStore.push`).
+        queue_size: input only: messages rtmidi holds between two :meth:`pump` calls (more are dropped).
+
+    Why polling and not ``set_callback``: with JACK, rtmidi calls a Python callback from the JACK
+    process thread, which must then wait for the GIL. A cycle stalled that way can be overwritten
+    under rtmidi (which then repeats a stale event), the whole JACK graph waits for it (xruns), and
+    ``cancel_callback`` frees the callback while a stalled cycle still holds it (a crash at close).
+    ``get_message`` only reads rtmidi's own queue, so nothing in the process thread needs Python.
 
     Raises:
         MidiError: the API cannot be opened or no port matches; the message lists the ports.
@@ -298,7 +327,8 @@ class MidiPort:
         port: int | str | None = None,
         virtual: str | None = None,
         client_name: str = "rtsep",
-        callback: Callable[[tuple[Sequence[int], float], object], None] | None = None,
+        sink: Callable[[Sequence[int]], None] | None = None,
+        queue_size: int = 4096,
     ) -> None:
         if port is None and virtual is None:
             raise MidiError(f"MIDI {direction}: give a port (name substring or index) or a virtual port name")
@@ -306,7 +336,8 @@ class MidiPort:
         self.spec = port
         self.virtual = virtual
         self.client_name = client_name
-        self.callback = callback
+        self.sink = sink
+        self.queue_size = queue_size
         midi = self._client(api)
         self.midi: rtmidi.MidiIn | rtmidi.MidiOut | None = midi  # None: released, not yet recreated
         self.api = _API_BY_NUMBER.get(midi.get_current_api(), "unknown")
@@ -328,21 +359,16 @@ class MidiPort:
         self._open(index)
 
     def _client(self, api: str) -> rtmidi.MidiIn | rtmidi.MidiOut:
-        midi = _create(self.direction, api, self.client_name)
+        midi = _create(self.direction, api, self.client_name, self.queue_size)
         if isinstance(midi, rtmidi.MidiIn):
             midi.ignore_types(sysex=False, timing=False, active_sense=False)  # received and counted
-            if self.callback is not None:
-                midi.set_callback(self.callback)
         return midi
 
     def _release(self) -> None:
         midi, self.midi, self.connected = self.midi, None, False
         if midi is None:
             return
-        if isinstance(midi, rtmidi.MidiIn):
-            midi.cancel_callback()  # first: closing with a callback set can crash (mido #368)
-        midi.close_port()
-        midi.delete()
+        close_rtmidi(midi)
 
     def _ports(self) -> list[str]:
         return [] if self.midi is None else list(self.midi.get_ports())
@@ -364,6 +390,8 @@ class MidiPort:
         ports = self._ports()
         if self.midi is not None:
             self.midi.open_port(index, f"{self.direction}")
+            if self.midi.get_current_api() == rtmidi.API_UNIX_JACK:
+                time.sleep(JACK_SETTLE_S)  # the connection takes effect a cycle or more later
         self.name = ports[index]
         self.connected = True
 
@@ -394,6 +422,27 @@ class MidiPort:
             self.connected = False
         return self.connected
 
+    def pump(self, limit: int = 8192) -> int:
+        """Move the messages rtmidi queued since the last call to :attr:`sink` (input ports).
+
+        Args:
+            limit: most messages moved per call (a flood cannot hold the caller forever).
+
+        Returns:
+            The number of messages moved.
+        """
+        midi, sink = self.midi, self.sink
+        if sink is None or not isinstance(midi, rtmidi.MidiIn):
+            return 0
+        n = 0
+        while n < limit:
+            event = midi.get_message()
+            if event is None:
+                break
+            sink(event[0])
+            n += 1
+        return n
+
     def send(self, message: list[int]) -> None:
         """Send one message (output ports)."""
         if self.connected and isinstance(self.midi, rtmidi.MidiOut):
@@ -413,7 +462,8 @@ class MidiController:
 
     Args:
         preset: a validated preset (stems, routings, ``midi`` section).
-        midi_in: the input port (its callback must be :attr:`store`'s), or None (inject with :meth:`push`).
+        midi_in: the input port, pumped by :meth:`poll` (its sink must be :attr:`parser`'s ``feed``),
+            or None (inject with :meth:`push`).
         midi_out: the feedback port, or None.
         store_capacity: messages buffered between two polls.
         clock: monotonic seconds, for the rate-limited port check.
@@ -471,7 +521,7 @@ class MidiController:
                 port=m.input,
                 virtual=m.input_virtual,
                 client_name=client_name,
-                callback=ctl.store.callback,
+                sink=ctl.parser.feed,
             )
         if m.output is not None or m.output_virtual is not None:
             try:
@@ -517,6 +567,8 @@ class MidiController:
             self.sync(mixer)
         if len(self.store):
             self.store.drain(self.parser)
+        if self.midi_in is not None:
+            self.midi_in.pump()
         calls = self.mapper.flush(mixer)
         if calls:
             self.feedback.update(self.mapper.state)

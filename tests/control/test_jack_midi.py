@@ -16,7 +16,14 @@ from conftest import FakeMixer
 rtmidi = pytest.importorskip("rtmidi")
 
 from rtsep.cli import midi as cli_midi  # noqa: E402
-from rtsep.control.midi import MidiController, MidiError, MidiPort, list_ports  # noqa: E402
+from rtsep.control.midi import (  # noqa: E402
+    JACK_SETTLE_S,
+    MidiController,
+    MidiError,
+    MidiPort,
+    close_rtmidi,
+    list_ports,
+)
 from rtsep.presets import Preset, load_preset, parse_preset  # noqa: E402
 
 PRESETS = Path(__file__).resolve().parents[2] / "presets"
@@ -40,20 +47,24 @@ class FakeHardware:
         self.name = name
         self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
         self.out.open_virtual_port("out")
-        self.received: list[list[int]] = []
+        self._received: list[list[int]] = []
         self.inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{name}-fb")
         self.inp.open_virtual_port("in")
-        self.inp.set_callback(lambda event, data: self.received.append(list(event[0])))
+
+    @property
+    def received(self) -> list[list[int]]:
+        """Every feedback message so far (polled, as rtsep polls: no Python in JACK's thread)."""
+        while (event := self.inp.get_message()) is not None:
+            self._received.append(list(event[0]))
+        return self._received
 
     def send(self, *messages: list[int]) -> None:
         for m in messages:
             self.out.send_message(m)
 
     def close(self) -> None:
-        self.inp.cancel_callback()  # before closing: a JACK cycle may still be delivering (mido #368)
         for port in (self.out, self.inp):
-            port.close_port()
-            port.delete()
+            close_rtmidi(port)
 
 
 @pytest.fixture
@@ -95,7 +106,7 @@ def test_feedback_arrives_at_the_test_port(hw: FakeHardware, mixer: FakeMixer) -
     mixer.state["mute"]["bass"] = True
     with MidiController.from_preset(jack_preset(hw), client_name="rtsep-t2") as ctl:
         ctl.poll(mixer)  # first poll: sync and send the whole state
-        assert wait_for(lambda: len(hw.received) >= 17)  # one message per mapping of the default preset
+        assert wait_for(lambda: len(hw.received) >= 17), hw.received  # one per mapping of the default preset
         assert [0x90, 38, 127] in hw.received  # bass muted
         assert [0x90, 36, 0] in hw.received  # vocals not muted
         assert [0xB0, 7, 100] in hw.received  # master 0 dB on the fader law: value 100
@@ -116,10 +127,10 @@ def test_virtual_input_port(jack: object, mixer: FakeMixer) -> None:
         ports = out.get_ports()
         assert "rtsep-t3:ctl-in" in ports
         out.open_port(ports.index("rtsep-t3:ctl-in"))
+        time.sleep(JACK_SETTLE_S)  # what is sent before the connection takes effect is lost
         out.send_message([0x90, 36, 127])
         assert poll_until(ctl, mixer, lambda: ("mute", "vocals", True) in mixer.calls)
-        out.close_port()
-        out.delete()
+        close_rtmidi(out)
 
 
 def test_a_port_that_disappears_is_reopened_when_it_returns(jack: object, mixer: FakeMixer) -> None:
