@@ -9,13 +9,25 @@ first ``import sounddevice`` in the process that needs it).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGTERM jackd when the process that started it dies (a crashed test run would
+    otherwise leave servers behind, and jackd refuses to start once too many are registered)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
 
 _LATE_CLIENT = re.compile(
     r"JackEngine::XRun: client(?: =)? (.+?) "
@@ -70,7 +82,11 @@ class JackServer:
         realtime: run JACK's threads (and its clients' process threads) with real-time scheduling
             (``-R -P 70``; needs the privilege, e.g. root), as a stage machine would; the default
             ``--no-realtime`` works anywhere.
-        log: file that receives jackd's output (``None``: discarded).
+        log: file that receives jackd's output (``None``: discarded, unless jackd fails to start:
+            then the error quotes it).
+
+    jackd is terminated when the thread that started it dies, even by a crash (Linux), so a crashed
+    run leaves no server behind: start it from a thread that outlives its use (the main thread).
 
     Example:
         >>> with JackServer(period=256) as server:  # doctest: +SKIP
@@ -112,31 +128,49 @@ class JackServer:
             raise JackUnavailable(
                 "jackd not found: install Debian's jackd2 (apt-get install --no-install-recommends jackd2)"
             )
+        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        if self._answers(env):  # jack_wait would find that one and take it for ours
+            raise JackUnavailable(f"a JACK server named {self.name!r} is already running")
         mode = ["-R", "-P", "70"] if self.realtime else ["--no-realtime"]
         cmd = [
             "jackd", *mode, "-n", self.name,
             "-d", "dummy", "-r", str(self.samplerate), "-p", str(self.period),
             "-C", str(self.capture), "-P", str(self.playback),
         ]  # fmt: skip
-        out = open(self.log, "wb") if self.log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
-        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        # without a log, jackd's output goes to a temporary file, read back if it fails to start
+        out = open(self.log, "wb") if self.log else tempfile.TemporaryFile()  # noqa: SIM115 - lives with the process
         self._proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise JackUnavailable(f"jackd exited with code {self._proc.returncode}: {' '.join(cmd)}")
-            ok = subprocess.run(
-                ["jack_wait", "-c", "-s", self.name], capture_output=True, text=True, check=False, env=env
-            )
-            if ok.stdout.strip() == "running":
+                said = ""
+                if not self.log:
+                    out.seek(0)
+                    said = out.read()[-1500:].decode(errors="replace").strip()
+                elif Path(self.log).exists():
+                    said = Path(self.log).read_text(errors="replace")[-1500:].strip()
+                raise JackUnavailable(
+                    f"jackd exited with code {self._proc.returncode}: {' '.join(cmd)}"
+                    + (f"\njackd said:\n{said}" if said else "")
+                )
+            if self._answers(env) and self._proc.poll() is None:
+                if not self.log:
+                    out.close()  # jackd keeps writing to its own descriptor
                 self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
                 os.environ["JACK_DEFAULT_SERVER"] = self.name
                 return self
             time.sleep(0.1)
         self.stop()
         raise JackUnavailable(f"jackd did not answer within {timeout:.0f} s: {' '.join(cmd)}")
+
+    def _answers(self, env: dict[str, str]) -> bool:
+        ok = subprocess.run(
+            ["jack_wait", "-c", "-s", self.name], capture_output=True, text=True, check=False, env=env
+        )
+        return ok.stdout.strip() == "running"
 
     def stop(self) -> None:
         """Stop jackd (SIGTERM, then SIGKILL after 5 s) and restore ``JACK_DEFAULT_SERVER``."""
