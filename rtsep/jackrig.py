@@ -15,8 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +33,63 @@ class RigResult:
     returncode: int
     stderr: str
     xruns: list[int]  # recording indices (approximate, +- a period) of the JACK xruns the rig saw
+    # (frames,) bool: the cycles the player's (played) and the recorder's (recorded) process
+    # callbacks ran for; a cycle one of them missed (late on a loaded machine) holds silence
+    played_ok: np.ndarray | None = None
+    recorded_ok: np.ndarray | None = None
 
 
 @dataclass
 class Rig:
-    """What ``during`` sees: the recorder client, the timeline state, the ready file, the process."""
+    """What ``during`` sees: the clients, the timeline state, the ready file, the process, and (with
+    ``run_live(midi=True)``) the player's MIDI output port."""
 
     recorder: Any
     state: dict[str, Any]
     ready: dict[str, Any]
     proc: subprocess.Popen[str]
+    player: Any = None
+    midi_out: Any = None
+    midi_queue: deque[list[int]] = field(default_factory=deque)
+    midi_sent: list[tuple[int, list[int]]] = field(default_factory=list)
 
     def now(self) -> int:
-        """The current JACK frame time as a recording index (``recorded[now()]`` is recorded now)."""
+        """The current JACK frame time as a recording index (``recorded[now()]`` is recorded now).
+
+        An estimate from the wall clock: on a loaded machine, where cycles run late, it runs ahead of
+        the cycles actually processed. :meth:`send_midi` gives exact indices.
+        """
         return int(self.recorder.frame_time) - int(self.state["start"])
+
+    def connect_midi(self, port_suffix: str, timeout: float = 10.0) -> str:
+        """Connect the player's MIDI output to the MIDI input port whose name ends with ``port_suffix``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [
+                p for p in self.player.get_ports(is_midi=True, is_input=True) if p.name.endswith(port_suffix)
+            ]
+            if found:
+                self.player.connect(self.midi_out, found[0])
+                return str(found[0].name)
+            if time.monotonic() > deadline:
+                names = [p.name for p in self.player.get_ports(is_midi=True)]
+                raise RuntimeError(f"no MIDI input port ending with {port_suffix!r} among {names}")
+            time.sleep(0.02)
+
+    def send_midi(self, message: list[int], timeout: float = 5.0) -> int:
+        """Send ``message`` from the player's process callback, at the start of the next cycle.
+
+        Returns:
+            The recording index of that cycle's first frame: where the message is in the timeline.
+        """
+        n = len(self.midi_sent)
+        self.midi_queue.append(list(message))
+        deadline = time.monotonic() + timeout
+        while len(self.midi_sent) <= n:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the player's process callback did not run")
+            time.sleep(0.0005)
+        return self.midi_sent[n][0]
 
 
 def run_live(
@@ -58,11 +102,13 @@ def run_live(
     lead_in: float = 0.5,
     timeout: float = 60.0,
     during: Callable[[Rig], None] | None = None,
+    midi: bool = False,
 ) -> RigResult:
     """Run ``rtsep live --duration duration`` and play ``signal`` into it (see the module docstring).
 
     ``during(rig)``, when given, runs in the calling thread once playback started (e.g. to send MIDI);
-    :meth:`Rig.now` is the recording index of the current moment.
+    :meth:`Rig.now` is the recording index of the current moment. ``midi``: give the player a JACK
+    MIDI output (:meth:`Rig.connect_midi`, :meth:`Rig.send_midi`), timed to the frame.
     """
     import jack
 
@@ -87,12 +133,17 @@ def run_live(
     n_in = signal.shape[1]
     total = signal.shape[0]
     rec = np.zeros((total + 2 * 48000, n_out), dtype=np.float32)
+    play_ok = np.zeros(len(rec), dtype=bool)
+    rec_ok = np.zeros(len(rec), dtype=bool)
     state = {"start": -1, "armed": False, "last": 0}
     os.environ["JACK_DEFAULT_SERVER"] = server
     player = jack.Client(f"rigp{os.getpid()}", no_start_server=True, servername=server)
     recorder = jack.Client(f"rigr{os.getpid()}", no_start_server=True, servername=server)
     outs = [player.outports.register(f"play_{i}") for i in range(n_in)]
     ins = [recorder.inports.register(f"rec_{i}") for i in range(n_out)]
+    rig = Rig(recorder, state, {}, None, player)  # type: ignore[arg-type] - proc is set below
+    if midi:
+        rig.midi_out = player.midi_outports.register("midi")
 
     @player.set_process_callback
     def play(frames: int) -> None:
@@ -100,12 +151,20 @@ def run_live(
         if state["armed"] and state["start"] < 0:
             state["start"] = now
         pos = now - state["start"] if state["start"] >= 0 else -1
+        if rig.midi_out is not None:
+            rig.midi_out.clear_buffer()
+            while rig.midi_queue:
+                message = rig.midi_queue.popleft()
+                rig.midi_out.write_midi_event(0, bytes(message))
+                rig.midi_sent.append((pos, message))
         for i, port in enumerate(outs):
             buf = port.get_array()
             buf[:] = 0.0
             if 0 <= pos < total:
                 seg = signal[pos : pos + frames, i]
                 buf[: len(seg)] = seg
+        if 0 <= pos < len(play_ok):
+            play_ok[pos : pos + frames] = True
 
     xruns: list[int] = []
 
@@ -122,6 +181,7 @@ def run_live(
         if pos >= 0 and pos + frames <= rec.shape[0]:
             for i, port in enumerate(ins):
                 rec[pos : pos + frames, i] = port.get_array()
+            rec_ok[pos : pos + frames] = True
             state["last"] = pos + frames
 
     # PortAudio lists every JACK client as a device with its ports as channels: rtsep opens this rig
@@ -159,7 +219,8 @@ def run_live(
             if during is not None:
                 while state["start"] < 0:
                     time.sleep(0.001)
-                during(Rig(recorder, state, ready, proc))
+                rig.ready, rig.proc = ready, proc
+                during(rig)
             proc.wait(timeout=timeout)
     finally:
         if proc is not None and proc.poll() is None:
@@ -170,7 +231,9 @@ def run_live(
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     n = int(state["last"])
     rc = proc.returncode if proc is not None else -1
-    return RigResult(signal[: min(n, total)], rec[:n], stats, ready, rc, "".join(err_lines), xruns)
+    return RigResult(
+        signal[: min(n, total)], rec[:n], stats, ready, rc, "".join(err_lines), xruns, play_ok[:n], rec_ok[:n]
+    )
 
 
 def best_lag(x: np.ndarray, y: np.ndarray, max_lag: int) -> int:

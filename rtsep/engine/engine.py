@@ -76,8 +76,9 @@ CALLBACK_KINDS = ("cfunc", "python")
 I_FRAMES, I_DELAY, I_MODE, I_LATE, I_DRY_FRAMES, I_DEBT, I_XFADE, I_CALLBACKS = 0, 1, 2, 3, 4, 5, 6, 7
 I_IN_UNDERFLOW, I_IN_OVERFLOW, I_OUT_UNDERFLOW, I_OUT_OVERFLOW, I_PRIMING = 8, 9, 10, 11, 12
 I_HARD, I_RECOVER, I_MISSING, I_MAX_BLOCK, I_RECOVER_LEVEL = 13, 14, 15, 16, 17
-I_LAST_LATE_AT, I_LAST_RECOVER_AT, I_FLAGGED = 18, 19, 20
+I_LAST_LATE_AT, I_LAST_RECOVER_AT, I_FLAGGED, I_MIN_LEVEL = 18, 19, 20, 21
 IST_SIZE = 24
+NEVER = np.iinfo(np.int64).max  # I_MIN_LEVEL before the first wet callback
 # float64 state (fst): wet weight, then per-output peak (decaying) for meters
 F_WET, F_PEAK0 = 0, 1
 
@@ -154,6 +155,8 @@ def callback_kernel(
         avail -= k
     xf = ist[I_XFADE]
     mode = ist[I_MODE]  # 0 wet, 1 dry
+    if mode == 0 and avail >= n + xf and avail < ist[I_MIN_LEVEL]:
+        ist[I_MIN_LEVEL] = avail  # the least wet output queued: how much of the margin a late worker used
     if mode == 0 and avail < n + xf:
         mode = 1
         ist[I_LATE] += 1
@@ -432,6 +435,7 @@ class Engine:
         self.ist[I_DELAY] = self.latency
         self.ist[I_XFADE] = self.xfade
         self.ist[I_RECOVER_LEVEL] = 2 * self.xfade
+        self.ist[I_MIN_LEVEL] = NEVER
         self.fst[F_WET] = 1.0
         self.out_ring.write(np.zeros((self.prefill, self.n_out), dtype=np.float32))
 
@@ -737,6 +741,10 @@ class Engine:
                 "output_overruns": self.out_ring.overruns,
                 "output_underruns": int(ist[I_MISSING]),
                 "output_level": self.out_ring.readable,
+                # the least output queued at a wet callback (None: never wet); steady state is the
+                # prefill, so prefill - this is how much of the safety margin a late worker used (and
+                # how much sooner than ``control_samples`` a MIDI change could play then)
+                "output_level_min": None if ist[I_MIN_LEVEL] == NEVER else int(ist[I_MIN_LEVEL]),
             },
             "degradation": {
                 "late_events": int(ist[I_LATE]),

@@ -66,3 +66,15 @@ def test_fallback_crossfade_has_no_click() -> None:
     slope = 2 * np.pi * 100 / RATE * 0.3
     jumps = np.abs(np.diff(y[e.latency :, 0]))
     assert jumps.max() <= slope + 0.3 / e.xfade + 1e-3, (jumps.max(), e.xfade)
+
+
+def test_min_output_level_shows_the_margin_a_late_worker_used() -> None:
+    """``output_level_min``: the prefill while the worker keeps up; a stall absorbed by the margin
+    lowers it by the frames the stall cost; a stall that goes dry (late) is not counted in it."""
+    x = np.zeros((100 * BLOCK, 2), dtype=np.float32)
+    _, e = _simulate("mix", 2, x, set())
+    assert e.stats()["rings"]["output_level_min"] == e.prefill
+    _, e = _simulate("mix", 2, x, {40})
+    assert e.stats()["rings"]["output_level_min"] == e.prefill - BLOCK
+    _, e = _simulate("mix", 2, x, {40} | set(range(60, 68)))  # the 8-block stall went dry
+    assert e.ist[I_LATE] == 1 and e.stats()["rings"]["output_level_min"] == e.prefill - BLOCK

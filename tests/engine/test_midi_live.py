@@ -4,9 +4,9 @@ The preset is a copy of ``presets/default.yaml`` with the oracle band-split mode
 ``mid``, ``high`` on output pairs 1-2, 3-4, 5-6; the preset schema names real architectures only, so
 ``--arch test:bandsplit`` selects the model) and its MIDI input replaced by ``--midi-virtual``. The
 player feeds DC on the left input (the ``low`` stem is exactly that DC, so its recorded level *is* the
-stem gain, sample by sample) and a 12 kHz tone on the right (the ``high`` stem). A python-rtmidi JACK
-client plays the controller: it sends CCs and notes to rtsep's virtual port while the rig records, and
-receives rtsep's feedback on its own port.
+stem gain, sample by sample) and a 12 kHz tone on the right (the ``high`` stem). The rig's player
+plays the controller on its own JACK MIDI port: it sends CCs and notes to rtsep's virtual port at the
+start of known cycles while the rig records, and a python-rtmidi JACK client receives rtsep's feedback.
 
 The unit test at the end drives the same preset's MIDI mapping into a Processor without any device.
 """
@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from rtsep.control.mapping import FaderCurve
-from rtsep.control.midi import MidiController
+from rtsep.control.midi import MidiController, close_rtmidi
 from rtsep.engine import Processor
 from rtsep.engine.testmodels import BandSplit
 from rtsep.jackrig import Rig, run_live
@@ -94,9 +94,14 @@ def test_midi_controls_live_stems(jack_server: object, tmp_path: Path) -> None:
     tag = f"{abs(hash(tmp_path.name)) % 10000}"
     fb = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"fb{tag}")
     fb.open_virtual_port("in")
-    received: list[tuple[float, list[int]]] = []
-    fb.set_callback(lambda event, data: received.append((time.monotonic(), list(event[0]))))
-    ctl = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"hw{tag}")
+    received: list[list[int]] = []
+
+    def feedback() -> int:
+        """Poll the feedback port (as rtsep polls: a Python callback would stall JACK's thread)."""
+        while (event := fb.get_message()) is not None:
+            received.append(list(event[0]))
+        return len(received)
+
     preset = tmp_path / "midi.yaml"
     preset.write_text(yaml.safe_dump(preset_data(feedback=f"fb{tag}:in")))
     port = f"ctl{tag}"
@@ -109,30 +114,27 @@ def test_midi_controls_live_stems(jack_server: object, tmp_path: Path) -> None:
     fb_at: list[int] = []
 
     def controller(rig: Rig) -> None:
-        name = next(p for p in ctl.get_ports() if p.endswith(f":{port}"))
-        ctl.open_port(ctl.get_ports().index(name))
+        # the controller is the rig's own JACK MIDI port: each message is written at the start of a
+        # cycle whose recording index is known exactly (rig.now() runs ahead when cycles run late)
+        rig.connect_midi(f":{port}")
         time.sleep(0.5)  # the signal has reached the outputs and the FIR has settled
         for value, db in moves[1:]:
-            sent.append((rig.now(), value, db))
-            ctl.send_message([0xB0, LOW_CC, value])
+            sent.append((rig.send_midi([0xB0, LOW_CC, value]), value, db))
             time.sleep(0.3)
-        n = len(received)
-        mute_at.append(rig.now())
-        ctl.send_message([0x90, HIGH_MUTE, 127])  # toggle: mute 'high'
+        n = feedback()
+        mute_at.append(rig.send_midi([0x90, HIGH_MUTE, 127]))  # toggle: mute 'high'
         deadline = time.monotonic() + 1.0
-        while len(received) == n and time.monotonic() < deadline:
+        while feedback() == n and time.monotonic() < deadline:
             time.sleep(0.001)
         fb_at.append(rig.now())
         time.sleep(0.3)
 
     try:
-        r = run_live(jack_server.name, _signal(4.5), 6, args, tmp_path, duration=5.0, during=controller)  # type: ignore[attr-defined]
+        server = jack_server.name  # type: ignore[attr-defined]
+        r = run_live(server, _signal(4.5), 6, args, tmp_path, duration=5.0, during=controller, midi=True)
     finally:
-        ctl.close_port()
-        ctl.delete()
-        fb.cancel_callback()
-        fb.close_port()
-        fb.delete()
+        feedback()
+        close_rtmidi(fb)
     assert r.returncode == 0, r.stderr
     lat = r.stats["latency"]
     control, smooth = lat["control_samples"], lat["smoothing_samples"]
@@ -142,13 +144,19 @@ def test_midi_controls_live_stems(jack_server: object, tmp_path: Path) -> None:
     # 1. CC moves: the low stem's level goes to the curve's value, ramping over the smoothing time
     low = y[:, 0] / DC
     e2e, window = lat["end_to_end_samples"], int(0.25 * RATE)
+    slack = lat["prefill_samples"] - r.stats["rings"]["output_level_min"]
+    assert 0 <= slack < lat["prefill_samples"], r.stats["rings"]
 
     def disturbed(a: int, b: int) -> bool:
         # A cycle the rig's player or recorder missed (an xrun on a loaded machine) leaves a period of
         # silence in the input or in the recording: a dip in the DC that can hide or fake a ramp. Its
         # effect reaches the recording up to the end-to-end latency later; the rig notes an xrun in
         # JACK's (non-real-time) notification thread, up to ~0.1 s late on a loaded machine.
-        return any(a - e2e - 4 * PERIOD <= x <= b + RATE // 10 for x in r.xruns)
+        # A cycle the rig's own callbacks missed is a hole in its coverage: in the input it reaches
+        # the recording the end-to-end latency later.
+        assert r.played_ok is not None and r.recorded_ok is not None
+        holes = not r.recorded_ok[a:b].all() or not r.played_ok[max(0, a - e2e - PERIOD) : b].all()
+        return holes or any(a - e2e - 4 * PERIOD <= x <= b + RATE // 10 for x in r.xruns)
 
     report, checked = [], 0
     for (at, value, db), (_, _, before_db) in zip(sent, [(0, 0, 0.0), *sent[:-1]], strict=True):
@@ -170,9 +178,10 @@ def test_midi_controls_live_stems(jack_server: object, tmp_path: Path) -> None:
         report.append(f"CC {LOW_CC}={value:3d} ({db:+.1f} dB): level changes {delay} samples "
                       f"({1000 * delay / RATE:.1f} ms) after the CC, settles {end - at} samples "
                       f"({1000 * (end - at) / RATE:.1f} ms) after")  # fmt: skip
-        # the engine's control latency (it includes up to one block waiting for the poll), give or
-        # take one period of JACK MIDI transport (graph order); then exactly the smoothing ramp
-        assert control - 2 * PERIOD <= delay <= control + PERIOD, (value, delay, control, d)
+        # the engine's control latency, a worst case: it includes up to one block waiting for the
+        # poll, and a late worker that took some of the safety margin makes it sooner (the change
+        # then applies to output that plays sooner); then exactly the smoothing ramp
+        assert control - PERIOD - slack <= delay <= control, (value, delay, control, slack, d)
         assert abs((end - start) - smooth) <= 2, (value, end - start, smooth)
     if not checked:  # the curve's amounts were checked above; their timing could not be
         pytest.skip(f"every CC move was hit by a JACK xrun (machine overloaded): {report}")
@@ -180,22 +189,23 @@ def test_midi_controls_live_stems(jack_server: object, tmp_path: Path) -> None:
     # 2. mute note: the high stem's channels (5-6; the tone is on the right: output 6) go silent
     high = y[:, 5]
     m0 = mute_at[0]
-    assert np.abs(high[m0 : m0 + control - PERIOD]).max() > 0.9 * TONE  # still playing right after
+    assert np.abs(high[m0 : m0 + control - PERIOD - slack]).max() > 0.9 * TONE  # still playing right after
     tail = high[m0 + control + 2 * PERIOD + smooth : m0 + control + 2 * PERIOD + smooth + 4800]
     assert len(tail) == 4800 and np.abs(tail).max() < 1e-6
     if not disturbed(m0, m0 + 9600):
         assert np.abs(y[m0 : m0 + 9600, 0] - low[m0] * DC).max() < 1e-4  # low untouched by the mute
     # 3. feedback: the state on the first poll, then the mute
-    msgs = [m for _, m in received]
+    msgs = received
     n_maps = len(preset_data()["midi"]["mappings"])
     assert len(msgs) >= n_maps + 1, msgs
     assert [0x90, HIGH_MUTE, 0] in msgs[:n_maps] and msgs[-1] == [0x90, HIGH_MUTE, 127], msgs
     print(f"\nMIDI -> audio at {RATE} Hz / {PERIOD}: engine control latency {control} samples "
-          f"({1000 * control / RATE:.1f} ms), smoothing {smooth} samples; late events "
+          f"({1000 * control / RATE:.1f} ms; margin used by a late worker {slack} of "
+          f"{lat['prefill_samples']}), smoothing {smooth} samples; late events "
           f"{d['late_events']}, flagged callbacks {r.stats['xruns']['callbacks_flagged']}")  # fmt: skip
     for line in report:
         print("  " + line)
-    print(f"  feedback for the mute note arrived {fb_at[0] - m0} samples after it was sent")
+    print(f"  feedback for the mute note arrived about {fb_at[0] - m0} samples after it was sent")
 
 
 def test_full_scale_fader_jump_is_smoothed() -> None:
