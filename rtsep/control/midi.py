@@ -1,11 +1,11 @@
 """MIDI input and output with python-rtmidi: ports, the lock-free event store, the parser, the controller.
 
 Threads: input is polled, never delivered by callback. rtmidi queues incoming messages in its own
-lock-free queue, and :meth:`MidiController.poll`, in the engine's worker thread once per processed
-block, moves them into :class:`EventStore` (which other threads may also :meth:`~MidiController.push`
-to), drains the store through :class:`MidiParser`,
-map with :class:`~rtsep.control.mapping.Mapper`, set the changed parameters on the mixer, send
-feedback, and, rate-limited, check that named ports are still there (reopening them when they return).
+lock-free queue; :meth:`MidiController.poll`, in the engine's worker thread once per processed block,
+drains :class:`EventStore` (what other threads :meth:`~MidiController.push`) and rtmidi's queue
+through :class:`MidiParser`, maps with :class:`~rtsep.control.mapping.Mapper`, sets the changed
+parameters on the mixer and sends feedback, without ever waiting. A keeper thread checks every
+``midi.reconnect_s`` that named ports are still there, reopening them when they return.
 
 >>> controller = MidiController.from_preset(preset)  # doctest: +SKIP
 >>> controller.poll(mixer)  # once per block, from the worker thread  # doctest: +SKIP
@@ -13,6 +13,7 @@ feedback, and, rate-limited, check that named ports are still there (reopening t
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ from rtsep.presets import Preset
 __all__ = [
     "API_NAMES",
     "EventStore",
+    "MidiBusy",
     "MidiController",
     "MidiError",
     "MidiParser",
@@ -51,6 +53,10 @@ _API_BY_NUMBER = {v: k for k, v in API_NAMES.items()}
 
 class MidiError(RuntimeError):
     """A MIDI API or port that cannot be used; the message lists what is available."""
+
+
+class MidiBusy(RuntimeError):
+    """A port that is being checked or reopened (another thread holds it); try again later."""
 
 
 def compiled_apis() -> list[str]:
@@ -345,6 +351,9 @@ class MidiPort:
         self.connected = False
         self.lost = 0  # times the port disappeared
         self.reopened = 0  # times it was reopened
+        # held by check() and close() (which may take 0.1-0.2 s to swap a client), tried without
+        # waiting by pump() and send() (the worker thread must never wait for it)
+        self.lock = threading.Lock()
         if virtual is not None:
             midi.open_virtual_port(virtual)
             self.connected = True
@@ -403,6 +412,10 @@ class MidiPort:
         """
         if self.virtual is not None:
             return True
+        with self.lock:
+            return self._check()
+
+    def _check(self) -> bool:
         try:
             if self.midi is None:
                 self.midi = self._client(self.api)
@@ -431,26 +444,41 @@ class MidiPort:
         Returns:
             The number of messages moved.
         """
-        midi, sink = self.midi, self.sink
-        if sink is None or not isinstance(midi, rtmidi.MidiIn):
+        if not self.lock.acquire(blocking=False):  # the port keeper is reopening it: next time
             return 0
-        n = 0
-        while n < limit:
-            event = midi.get_message()
-            if event is None:
-                break
-            sink(event[0])
-            n += 1
-        return n
+        try:
+            midi, sink = self.midi, self.sink
+            if sink is None or not isinstance(midi, rtmidi.MidiIn):
+                return 0
+            n = 0
+            while n < limit:
+                event = midi.get_message()
+                if event is None:
+                    break
+                sink(event[0])
+                n += 1
+            return n
+        finally:
+            self.lock.release()
 
     def send(self, message: list[int]) -> None:
-        """Send one message (output ports)."""
-        if self.connected and isinstance(self.midi, rtmidi.MidiOut):
-            self.midi.send_message(message)
+        """Send one message (output ports).
+
+        Raises:
+            MidiBusy: :meth:`check` holds the port right now (it never waits for it).
+        """
+        if not self.lock.acquire(blocking=False):
+            raise MidiBusy(f"MIDI {self.direction} port is being checked")
+        try:
+            if self.connected and isinstance(self.midi, rtmidi.MidiOut):
+                self.midi.send_message(message)
+        finally:
+            self.lock.release()
 
     def close(self) -> None:
         """Close the port and release the client."""
-        self._release()
+        with self.lock:
+            self._release()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -466,7 +494,11 @@ class MidiController:
             or None (inject with :meth:`push`).
         midi_out: the feedback port, or None.
         store_capacity: messages buffered between two polls.
-        clock: monotonic seconds, for the rate-limited port check.
+
+    Named ports (not virtual ones) are checked every ``midi.reconnect_s`` by a keeper thread
+    (:meth:`start_keeper`, started by :meth:`from_preset`), never by :meth:`poll`: swapping the client
+    of a port that went away takes 0.1-0.2 s under JACK (measured: 191 ms when lost, 120 ms when
+    back), which would make the worker late. The worker meanwhile skips that port instead of waiting.
     """
 
     def __init__(
@@ -476,7 +508,6 @@ class MidiController:
         midi_in: MidiPort | None = None,
         midi_out: MidiPort | None = None,
         store_capacity: int = 1024,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.preset = preset
         self.store = EventStore(store_capacity)
@@ -486,9 +517,11 @@ class MidiController:
         self.midi_out = midi_out
         self.feedback = Feedback(self.mapper.bindings, preset.routing_names, self._send)
         self.reconnect_s = preset.midi.reconnect_s
-        self._clock = clock
-        self._next_check = clock() + self.reconnect_s
         self._synced = False
+        self._resend = False  # set by check_ports (keeper thread): send all feedback at the next poll
+        self._unsent = False  # a feedback send failed (port busy or gone): retry at the next poll
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @classmethod
     def from_preset(
@@ -535,7 +568,22 @@ class MidiController:
             except MidiError:
                 ctl.close()
                 raise
+        ctl.start_keeper()
         return ctl
+
+    def start_keeper(self) -> None:
+        """Start the thread that checks named ports every ``midi.reconnect_s`` (idempotent; none is
+        needed without a named port)."""
+        ports = [p for p in (self.midi_in, self.midi_out) if p is not None and p.virtual is None]
+        if self._keeper is not None or not ports:
+            return
+
+        def keep() -> None:
+            while not self._stop.wait(self.reconnect_s):
+                self.check_ports()
+
+        self._keeper = threading.Thread(target=keep, name="rtsep-midi-ports", daemon=True)
+        self._keeper.start()
 
     def push(self, message: Sequence[int]) -> None:
         """Inject a raw message as if it came from the input port (thread-safe for one producer)."""
@@ -557,8 +605,8 @@ class MidiController:
         """Apply the MIDI that arrived since the last call; call once per block from the worker thread.
 
         The first call (and :meth:`sync`) reads ``mixer.snapshot()``. Changed parameters are set once
-        each; feedback is sent for what changed; every ``midi.reconnect_s`` the named ports are checked.
-        Never raises on bad MIDI.
+        each; feedback is sent for what changed (all of it when the output port came back; what
+        could not be sent is retried at the next call). Never raises on bad MIDI, never waits.
 
         Returns:
             The number of mixer calls made.
@@ -570,23 +618,26 @@ class MidiController:
         if self.midi_in is not None:
             self.midi_in.pump()
         calls = self.mapper.flush(mixer)
-        if calls:
+        resend = self._resend
+        if resend:
+            self._resend = False
+            self.feedback.invalidate()
+        if calls or resend or self._unsent:
+            errors = self.feedback.errors
             self.feedback.update(self.mapper.state)
-        now = self._clock()
-        if now >= self._next_check:
-            self._next_check = now + self.reconnect_s
-            self.check_ports()
+            self._unsent = self.feedback.errors != errors
         return calls
 
     def check_ports(self) -> None:
-        """Reopen named ports that disappeared and came back; a returning output gets all feedback."""
-        if self.midi_in is not None:
-            self.midi_in.check()
-        if self.midi_out is not None:
-            was = self.midi_out.connected
-            if self.midi_out.check() and not was:
-                self.feedback.invalidate()
-                self.feedback.update(self.mapper.state)
+        """Reopen named ports that disappeared and came back (the keeper thread calls this); a
+        returning output gets all feedback at the next :meth:`poll`."""
+        midi_in, midi_out = self.midi_in, self.midi_out
+        if midi_in is not None:
+            midi_in.check()
+        if midi_out is not None:
+            was = midi_out.connected
+            if midi_out.check() and not was:
+                self._resend = True
 
     @property
     def counters(self) -> dict[str, int]:
@@ -604,7 +655,11 @@ class MidiController:
         return out
 
     def close(self) -> None:
-        """Close the ports."""
+        """Stop the keeper thread, then close the ports."""
+        self._stop.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=10.0)
+            self._keeper = None
         for port in (self.midi_in, self.midi_out):
             if port is not None:
                 port.close()

@@ -133,6 +133,25 @@ def test_virtual_input_port(jack: object, mixer: FakeMixer) -> None:
         close_rtmidi(out)
 
 
+def test_poll_never_waits_for_a_port_being_checked(hw: FakeHardware, mixer: FakeMixer) -> None:
+    """While the keeper thread holds a port (swapping its client), poll skips it; what it could not
+    read stays queued, what it could not send is sent at the next poll."""
+    with MidiController.from_preset(jack_preset(hw, takeover="none"), client_name="rtsep-t6") as ctl:
+        assert ctl.midi_in is not None and ctl.midi_out is not None
+        ctl.poll(mixer)
+        assert wait_for(lambda: len(hw.received) >= 17), hw.received
+        n = len(hw.received)
+        with ctl.midi_in.lock, ctl.midi_out.lock:  # as the keeper does while it reopens both
+            hw.send([0x90, 38, 127])  # bass mute toggle: stays in rtmidi's queue
+            ctl.push([0x90, 37, 100])  # drums mute: applied, its LED cannot be sent
+            time.sleep(0.1)
+            ctl.poll(mixer)
+            assert ("mute", "drums", True) in mixer.calls and ("mute", "bass", True) not in mixer.calls
+            assert ctl.counters["feedback_errors"] >= 1
+        assert poll_until(ctl, mixer, lambda: ("mute", "bass", True) in mixer.calls)
+        assert wait_for(lambda: [0x90, 37, 127] in hw.received[n:] and [0x90, 38, 127] in hw.received[n:])
+
+
 def test_a_port_that_disappears_is_reopened_when_it_returns(jack: object, mixer: FakeMixer) -> None:
     hw = FakeHardware("flaky")
     ctl = MidiController.from_preset(
