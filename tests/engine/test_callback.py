@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from rtsep.engine import Engine, EngineConfig, Processor
-from rtsep.engine.engine import I_HARD, I_LATE, I_RECOVER, callback_kernel
+from rtsep.engine.engine import I_HARD, I_LATE, I_MIN_LEVEL, I_RECOVER, NEVER, callback_kernel
 from rtsep.engine.testmodels import BandSplit
 
 torch.set_num_threads(1)
@@ -78,3 +78,17 @@ def test_min_output_level_shows_the_margin_a_late_worker_used() -> None:
     assert e.stats()["rings"]["output_level_min"] == e.prefill - BLOCK
     _, e = _simulate("mix", 2, x, {40} | set(range(60, 68)))  # the 8-block stall went dry
     assert e.ist[I_LATE] == 1 and e.stats()["rings"]["output_level_min"] == e.prefill - BLOCK
+
+
+def test_live_reports_the_margin_used() -> None:
+    from rtsep.cli.live import margin_used
+
+    x = np.zeros((100 * BLOCK, 2), dtype=np.float32)
+    _, e = _simulate("mix", 2, x, {40})
+    ms = 1000 / RATE
+    assert margin_used(e.stats()) == f"margin used {BLOCK * ms:.1f} of {(e.prefill - BLOCK) * ms:.1f} ms"
+    _, e = _simulate("mix", 2, x, {40} | set(range(60, 68)))
+    assert margin_used(e.stats()) == f"margin used all {(e.prefill - BLOCK) * ms:.1f} ms (late 1x)"
+    e.ist[:] = 0
+    e.ist[I_MIN_LEVEL] = NEVER
+    assert margin_used(e.stats()) == "margin used: never separated"
