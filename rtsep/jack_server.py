@@ -137,32 +137,27 @@ class JackServer:
             "-d", "dummy", "-r", str(self.samplerate), "-p", str(self.period),
             "-C", str(self.capture), "-P", str(self.playback),
         ]  # fmt: skip
-        # without a log, jackd's output goes to a temporary file, read back if it fails to start
-        out = open(self.log, "wb") if self.log else tempfile.TemporaryFile()  # noqa: SIM115 - lives with the process
-        self._proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                said = ""
-                if not self.log:
+        # jackd's output (to a temporary file without a log) is read back if it fails to start; our
+        # handle is closed either way, jackd keeps writing to its own descriptor
+        with open(self.log, "w+b") if self.log else tempfile.TemporaryFile() as out:
+            self._proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
                     out.seek(0)
                     said = out.read()[-1500:].decode(errors="replace").strip()
-                elif Path(self.log).exists():
-                    said = Path(self.log).read_text(errors="replace")[-1500:].strip()
-                raise JackUnavailable(
-                    f"jackd exited with code {self._proc.returncode}: {' '.join(cmd)}"
-                    + (f"\njackd said:\n{said}" if said else "")
-                )
-            if self._answers(env) and self._proc.poll() is None:
-                if not self.log:
-                    out.close()  # jackd keeps writing to its own descriptor
-                self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
-                os.environ["JACK_DEFAULT_SERVER"] = self.name
-                return self
-            time.sleep(0.1)
+                    raise JackUnavailable(
+                        f"jackd exited with code {self._proc.returncode}: {' '.join(cmd)}"
+                        + (f"\njackd said:\n{said}" if said else "")
+                    )
+                if self._answers(env) and self._proc.poll() is None:
+                    self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
+                    os.environ["JACK_DEFAULT_SERVER"] = self.name
+                    return self
+                time.sleep(0.1)
         self.stop()
         raise JackUnavailable(f"jackd did not answer within {timeout:.0f} s: {' '.join(cmd)}")
 

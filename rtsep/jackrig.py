@@ -35,8 +35,8 @@ class RigResult:
     xruns: list[int]  # recording indices (approximate, +- a period) of the JACK xruns the rig saw
     # (frames,) bool: the cycles the player's (played) and the recorder's (recorded) process
     # callbacks ran for; a cycle one of them missed (late on a loaded machine) holds silence
-    played_ok: np.ndarray | None = None
-    recorded_ok: np.ndarray | None = None
+    played_ok: np.ndarray
+    recorded_ok: np.ndarray
 
 
 @dataclass

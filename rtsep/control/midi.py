@@ -95,19 +95,24 @@ def resolve_api(name: str) -> list[int]:
 JACK_SETTLE_S = 0.05
 
 
+def _settle(midi: rtmidi.MidiIn | rtmidi.MidiOut) -> None:
+    """Under JACK, give the graph :data:`JACK_SETTLE_S` (see above); other APIs need no wait."""
+    if midi.get_current_api() == rtmidi.API_UNIX_JACK:
+        time.sleep(JACK_SETTLE_S)
+
+
 def close_rtmidi(midi: rtmidi.MidiIn | rtmidi.MidiOut) -> None:
     """Close an rtmidi port and delete its client; under JACK, first let the graph settle (see above).
 
     The object must not be used afterwards.
     """
-    if midi.get_current_api() == rtmidi.API_UNIX_JACK:
-        time.sleep(JACK_SETTLE_S)
+    _settle(midi)
     midi.close_port()
     midi.delete()
 
 
 def _create(
-    direction: Literal["input", "output"], api: str, client_name: str, queue_size: int = 1024
+    direction: Literal["input", "output"], api: str, client_name: str, queue_size: int
 ) -> rtmidi.MidiIn | rtmidi.MidiOut:
     problems = []
     for number in resolve_api(api):
@@ -312,7 +317,7 @@ class MidiPort:
         virtual: create a virtual port with this name instead.
         client_name: our MIDI client's name (our own ports are never matched by ``port``).
         sink: input only: receives each message's bytes when :meth:`pump` runs (e.g.
-            :meth:`EventStore.push`).
+            :meth:`MidiParser.feed`).
         queue_size: input only: messages rtmidi holds between two :meth:`pump` calls (more are dropped).
 
     Why polling and not ``set_callback``: with JACK, rtmidi calls a Python callback from the JACK
@@ -399,8 +404,7 @@ class MidiPort:
         ports = self._ports()
         if self.midi is not None:
             self.midi.open_port(index, f"{self.direction}")
-            if self.midi.get_current_api() == rtmidi.API_UNIX_JACK:
-                time.sleep(JACK_SETTLE_S)  # the connection takes effect a cycle or more later
+            _settle(self.midi)  # the connection takes effect a cycle or more later
         self.name = ports[index]
         self.connected = True
 
