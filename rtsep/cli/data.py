@@ -76,6 +76,14 @@ def add_parser(subparsers: Any) -> None:
         help="fine-tune: start from this checkpoint's weights (same arch/variant/size); the best "
         "checkpoint is written only when it beats CKPT on the validation set",
     )
+    t.add_argument(
+        "--transfer",
+        default=None,
+        metavar="CKPT",
+        help="start from the layers this checkpoint of another architecture shares by name and shape "
+        "(a trained mask_inference starts chimera's trunk and mask head, or deep_clustering's trunk); "
+        "the others start fresh",
+    )
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(
         "--weights", default=None, help="best checkpoint path (default weights/ARCH-VARIANT-SIZE.pt)"
@@ -179,6 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.no_progress,
         init=args.init,
+        transfer=args.transfer,
     )
     result = train(cfg, resume=args.resume)
     if result["saved_at"] is None and args.init and not args.resume:

@@ -55,6 +55,7 @@ class TrainConfig:
     loss: str | None = None
     threads: int = 1
     init: str | None = None
+    transfer: str | None = None
     progress: bool = True
 
 
@@ -120,6 +121,23 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     resume_path = out / "resume.pt"
     prior = {"steps": 0, "wall_time_s": 0.0}
+    if cfg.init and cfg.transfer:
+        raise ValueError(
+            "--init and --transfer exclude each other: --init continues a run of this "
+            "architecture, --transfer starts one from another architecture's layers"
+        )
+    transfer: dict[str, Any] = {}
+    if cfg.transfer:
+        source = transfer_source(cfg.transfer, device)
+        transfer = {"arch": source["arch"], "steps": source["steps"]}
+        if not resume:  # a resumed run already holds the transferred weights
+            moved = transfer_layers(model, source)
+            print(
+                f"--transfer {cfg.transfer}: {len(moved['loaded'])} tensors of {source['arch']} loaded "
+                f"({', '.join(moved['modules'])}); {len(moved['fresh'])} left as initialised "
+                f"({', '.join(moved['fresh_modules']) or 'none'})",
+                flush=True,
+            )
     if cfg.init:
         prior = warm_start(model, cfg.init, device)
         if not resume:  # the starting point is the checkpoint to beat
@@ -194,6 +212,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                         wall_time_s=round(prior["wall_time_s"] + wall, 1),
                         init_from=cfg.init,
                         init_steps=prior["steps"],
+                        transfer_from=cfg.transfer,
+                        transfer_arch=transfer.get("arch"),
+                        transfer_steps=transfer.get("steps"),
                         best_valid_loss=best,
                         valid_si_snr=v_snr,
                         loss=objective.name,
@@ -254,6 +275,54 @@ def warm_start(model: models.StreamingSeparator, path: str, device: torch.device
         raise ValueError(f"--init {path}: checkpoint is {'/'.join(map(str, got))}, run is {'/'.join(want)}")
     model.load_state_dict(ckpt["state_dict"])
     return {"steps": int(ckpt.get("steps") or 0), "wall_time_s": float(ckpt.get("wall_time_s") or 0.0)}
+
+
+def transfer_source(path: str, device: torch.device) -> dict[str, Any]:
+    """Checkpoint ``path`` for :func:`transfer_layers`: its arch, variant, steps, path and state dict."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--transfer: checkpoint not found: {path}")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    return {
+        "arch": ckpt.get("arch"),
+        "variant": ckpt.get("variant"),
+        "steps": int(ckpt.get("steps") or 0),
+        "path": path,
+        "state_dict": ckpt["state_dict"],
+    }
+
+
+def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) -> dict[str, Any]:
+    """Copy into ``model`` every tensor of ``source`` (:func:`transfer_source`) whose name matches.
+
+    Mask Inference, Deep Clustering and Chimera share :class:`~rtsep.models.spectral.RecurrentTrunk`
+    and Mask Inference and Chimera the mask head: a trained Mask Inference checkpoint starts Chimera
+    (trunk and mask head) or Deep Clustering (trunk) from separating features instead of from
+    scratch (``--transfer``). The checkpoint may hold another architecture but must share the
+    variant; a tensor whose name matches but whose shape differs is an error (another size or
+    configuration), and so is a checkpoint sharing nothing. Returns the loaded and the fresh tensor
+    names and their top-level modules.
+    """
+    path = source["path"]
+    if source["variant"] != model.variant:
+        raise ValueError(f"--transfer {path}: checkpoint is {source['variant']}, run is {model.variant}")
+    theirs = source["state_dict"]
+    own = model.state_dict()
+    clash = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
+    if clash:
+        raise ValueError(
+            f"--transfer {path}: shapes differ for {', '.join(clash[:4])}"
+            f"{' ...' if len(clash) > 4 else ''} (another size or configuration?)"
+        )
+    loaded = [k for k in own if k in theirs]
+    if not loaded:
+        raise ValueError(f"--transfer {path}: no tensor of {source['arch']} matches {model.arch} by name")
+    model.load_state_dict({k: theirs[k] for k in loaded}, strict=False)
+    fresh = [k for k in own if k not in theirs]
+
+    def top(keys: list[str]) -> list[str]:
+        return sorted({k.split(".")[0] for k in keys})
+
+    return {"loaded": loaded, "fresh": fresh, "modules": top(loaded), "fresh_modules": top(fresh)}
 
 
 def anchor_clusters(model: models.StreamingSeparator, mix: Tensor, targets: Tensor) -> None:

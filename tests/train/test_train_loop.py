@@ -101,3 +101,47 @@ def test_init_fine_tunes_and_only_saves_improvements(tiny_cfg: TrainConfig, tmp_
     other = TrainConfig(**{**tiny_cfg.__dict__, "arch": "tasnet", "overrides": {}, "init": tiny_cfg.weights})
     with pytest.raises(ValueError, match="convtasnet"):
         train(other)
+
+
+def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfig, tmp_path: Path) -> None:
+    tiny_rnn = {"n_fft": 256, "stft_hop": 64, "hidden": 8, "layers": 1}
+    base = {**tiny_cfg.__dict__, "overrides": tiny_rnn, "steps": 4, "valid_every": 2}
+    source_path = tmp_path / "mi.pt"
+    train(TrainConfig(**{**base, "arch": "mask_inference", "weights": str(source_path)}))
+    source = torch.load(source_path, weights_only=True)
+    chimera_path = tmp_path / "chimera.pt"
+    # lr 0: the first saved checkpoint holds exactly what the transfer loaded
+    train(
+        TrainConfig(
+            **{
+                **base,
+                "arch": "chimera",
+                "lr": 0.0,
+                "transfer": str(source_path),
+                "out": str(tmp_path / "chimera-run"),
+                "weights": str(chimera_path),
+            }
+        )
+    )
+    ckpt = torch.load(chimera_path, weights_only=True)
+    assert ckpt["transfer_arch"] == "mask_inference" and ckpt["transfer_steps"] == source["steps"]
+    shared = [k for k in ckpt["state_dict"] if k.startswith(("trunk.", "mask_head."))]
+    assert shared and all(k in source["state_dict"] for k in shared)
+    for k in shared:
+        if ".running_" in k or k.endswith("num_batches_tracked"):
+            continue  # batch norm statistics follow the chimera run's own batches even at lr 0
+        assert torch.equal(ckpt["state_dict"][k], source["state_dict"][k]), k
+    assert any(k.startswith("embedding_head.") for k in ckpt["state_dict"])
+
+    def run(**changes: object) -> None:
+        train(TrainConfig(**{**base, "arch": "chimera", "out": str(tmp_path / "x"), **changes}))
+
+    with pytest.raises(ValueError, match="exclude each other"):
+        run(transfer=str(source_path), init=str(source_path))
+    with pytest.raises(ValueError, match="shapes differ for trunk"):
+        run(transfer=str(source_path), overrides={**tiny_rnn, "hidden": 12})
+    with pytest.raises(ValueError, match="no tensor of convtasnet matches chimera"):
+        train(TrainConfig(**{**tiny_cfg.__dict__, "steps": 2}))
+        run(transfer=tiny_cfg.weights)
+    with pytest.raises(FileNotFoundError, match="--transfer"):
+        run(transfer=str(tmp_path / "missing.pt"))
