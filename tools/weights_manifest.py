@@ -98,6 +98,8 @@ def main() -> int:
                 "sources": ckpt["config"].get("sources"),
                 "steps": ckpt.get("steps"),
                 "init_steps": ckpt.get("init_steps"),
+                "transfer_arch": ckpt.get("transfer_arch"),
+                "transfer_steps": ckpt.get("transfer_steps"),
                 "data_seed": ckpt.get("data_seed"),
                 "train_items": ckpt.get("train_items"),
                 "wall_time_s": ckpt.get("wall_time_s"),
@@ -137,9 +139,13 @@ def main() -> int:
 
 
 def _steps(e: dict[str, Any]) -> str:
-    """Training steps; a fine-tuned checkpoint (``rtsep train --init``) shows ``start+fine-tune``."""
+    """Training steps; a fine-tuned checkpoint (``rtsep train --init``) shows ``start+fine-tune``, one
+    started from another architecture's layers (``--transfer``) names it and its steps."""
     init = e.get("init_steps")
-    return f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
+    steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
+    if e.get("transfer_arch"):
+        steps += f" from {e['transfer_arch']} ({e['transfer_steps']})"
+    return steps
 
 
 def _valid_figures() -> dict[str, float]:
