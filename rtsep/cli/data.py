@@ -80,9 +80,9 @@ def add_parser(subparsers: Any) -> None:
         "--transfer",
         default=None,
         metavar="CKPT",
-        help="start from the layers this checkpoint of another architecture shares by name and shape "
-        "(a trained mask_inference starts chimera's trunk and mask head, or deep_clustering's trunk); "
-        "the others start fresh",
+        help="start from the layers this checkpoint of another architecture shares by name (their "
+        "shapes must agree): a trained mask_inference starts chimera's trunk and mask head, or "
+        "deep_clustering's trunk; the other layers start fresh",
     )
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(
