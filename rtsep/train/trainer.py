@@ -260,15 +260,20 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 ANCHOR_ITEMS = 16
 
 
+def _read_checkpoint(path: str, option: str, device: torch.device) -> dict[str, Any]:
+    """The checkpoint at ``path``; a missing file names the ``option`` that asked for it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{option}: checkpoint not found: {path}")
+    return torch.load(path, map_location=device, weights_only=True)
+
+
 def warm_start(model: models.StreamingSeparator, path: str, device: torch.device) -> dict[str, Any]:
     """Load the weights of checkpoint ``path`` into ``model`` (fine-tuning, ``--init``).
 
     The checkpoint must hold the same architecture, variant and size; returns its ``steps`` and
     ``wall_time_s`` so that the new checkpoint reports the total training that went into it.
     """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--init: checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    ckpt = _read_checkpoint(path, "--init", device)
     got = (ckpt.get("arch"), ckpt.get("variant"), ckpt.get("size"))
     want = (model.arch, model.variant, model.size)
     if got != want:
@@ -279,9 +284,7 @@ def warm_start(model: models.StreamingSeparator, path: str, device: torch.device
 
 def transfer_source(path: str, device: torch.device) -> dict[str, Any]:
     """Checkpoint ``path`` for :func:`transfer_layers`: its arch, variant, steps, path and state dict."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--transfer: checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    ckpt = _read_checkpoint(path, "--transfer", device)
     return {
         "arch": ckpt.get("arch"),
         "variant": ckpt.get("variant"),
