@@ -196,9 +196,10 @@ def run_train(args: argparse.Namespace) -> int:
             f"{result['best_valid_loss']:.4g}); nothing written; log {result['log']}"
         )
         return 0
+    where = f"step {result['saved_at']}" if result["saved_at"] is not None else "a step before this --resume"
     print(
         f"best valid loss {result['best_valid_loss']:.4g} (SI-SNR {result['best_valid_si_snr']:+.2f} dB) "
-        f"after {result['steps']} steps -> {result['weights']}; log {result['log']}"
+        f"at {where} of {result['steps']} -> {result['weights']}; log {result['log']}"
     )
     return 0
 
