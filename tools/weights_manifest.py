@@ -149,13 +149,18 @@ def _steps(e: dict[str, Any]) -> str:
 
 
 def _valid_figures() -> dict[str, float]:
-    """Mean SI-SDRi on the validation split (seen soundfonts) from ``runs/evalvalid-NAME``."""
+    """Mean SI-SDRi on the validation split (seen soundfonts) from ``runs/evalvalid-NAME``.
+
+    The model's figure is filed under ``NAME`` (the folder), whatever the checkpoint evaluated was
+    called (``runs/RUN/best.pt`` is labelled ``best``), as :func:`_eval` does for the test split.
+    """
     out: dict[str, float] = {}
     for path in sorted((ROOT / "runs").glob("evalvalid-*/results.json")):
+        name = path.parent.name[len("evalvalid-") :]
         for who, res in json.loads(path.read_text())["results"].items():
             per = res["per_song"]
             means = [np.mean([p["si_sdri"][s] for p in per]) for s in STEMS]
-            out[who] = float(np.mean(means))
+            out["baseline" if who == "baseline" else name] = float(np.mean(means))
     return out
 
 
@@ -219,9 +224,15 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
         )
     sha = {e["file"][: -len(".pt")]: e["sha256"] for e in entries}
     seen = {  # kept while the checkpoint they measured is unchanged
-        k: v for k, v in stored.get("seen", {}).items() if v.get("sha256") == sha.get(k, "baseline")
+        k: v
+        for k, v in stored.get("seen", {}).items()
+        if k == "baseline" or (k in sha and v.get("sha256") == sha[k])
     }
-    seen |= {k: {"si_sdri_db": v, "sha256": sha.get(k, "baseline")} for k, v in _valid_figures().items()}
+    seen |= {
+        k: {"si_sdri_db": v, "sha256": sha.get(k, "baseline")}
+        for k, v in _valid_figures().items()
+        if k in sha or k == "baseline"  # shipped checkpoints only, not every run evaluated
+    }
     STORE.write_text(
         json.dumps({"baseline": baseline, "unshipped": unshipped, "seen": seen}, indent=1) + "\n"
     )
