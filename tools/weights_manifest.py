@@ -224,15 +224,10 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
         )
     sha = {e["file"][: -len(".pt")]: e["sha256"] for e in entries}
     seen = {  # kept while the checkpoint they measured is unchanged
-        k: v
-        for k, v in stored.get("seen", {}).items()
-        if k == "baseline" or (k in sha and v.get("sha256") == sha[k])
+        k: v for k, v in stored.get("seen", {}).items() if v.get("sha256") == sha.get(k, "baseline")
     }
-    seen |= {
-        k: {"si_sdri_db": v, "sha256": sha.get(k, "baseline")}
-        for k, v in _valid_figures().items()
-        if k in sha or k == "baseline"  # shipped checkpoints only, not every run evaluated
-    }
+    seen |= {k: {"si_sdri_db": v, "sha256": sha.get(k, "baseline")} for k, v in _valid_figures().items()}
+    seen = {k: v for k, v in seen.items() if k in sha or k == "baseline"}  # shipped checkpoints only
     STORE.write_text(
         json.dumps({"baseline": baseline, "unshipped": unshipped, "seen": seen}, indent=1) + "\n"
     )
