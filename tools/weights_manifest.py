@@ -34,8 +34,10 @@ ARCHS = (
 )  # fmt: skip
 
 
-def _eval(name: str) -> dict[str, Any] | None:
-    path = ROOT / "runs" / f"eval-{name}" / "results.json"
+def _eval(name: str, prefix: str = "eval") -> dict[str, Any] | None:
+    """Per-stem and mean SI-SDRi of ``runs/PREFIX-NAME``: the model's under ``model``, the baseline's
+    under ``baseline`` (whatever the evaluated checkpoint was called), and the streaming check."""
+    path = ROOT / "runs" / f"{prefix}-{name}" / "results.json"
     if not path.is_file():
         return None
     doc = json.loads(path.read_text())
@@ -152,15 +154,14 @@ def _valid_figures() -> dict[str, float]:
     """Mean SI-SDRi on the validation split (seen soundfonts) from ``runs/evalvalid-NAME``.
 
     The model's figure is filed under ``NAME`` (the folder), whatever the checkpoint evaluated was
-    called (``runs/RUN/best.pt`` is labelled ``best``), as :func:`_eval` does for the test split.
+    called (``runs/RUN/best.pt`` is labelled ``best``).
     """
     out: dict[str, float] = {}
     for path in sorted((ROOT / "runs").glob("evalvalid-*/results.json")):
         name = path.parent.name[len("evalvalid-") :]
-        for who, res in json.loads(path.read_text())["results"].items():
-            per = res["per_song"]
-            means = [np.mean([p["si_sdri"][s] for p in per]) for s in STEMS]
-            out["baseline" if who == "baseline" else name] = float(np.mean(means))
+        for who, fig in (_eval(name, "evalvalid") or {}).items():
+            if who != "stream_max_diff_db":
+                out["baseline" if who == "baseline" else name] = fig["mean_si_sdri_db"]
     return out
 
 
