@@ -108,8 +108,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     v_mix, v_tgt = v_mix.to(device), v_tgt.to(device)
     anchors = None
     if hasattr(model, "clustering"):  # clustering separators: stem anchors from fixed training segments
-        a_mix, a_tgt = fixed_segments(train_reader, cfg.segment, 1)
-        anchors = (a_mix[:ANCHOR_ITEMS].to(device), a_tgt[:ANCHOR_ITEMS].to(device))
+        a_mix, a_tgt = anchor_segments(train_reader)
+        anchors = (a_mix.to(device), a_tgt.to(device))
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     }
 
 
-ANCHOR_ITEMS = 16
+# A clustering separator's stem anchors: one ANCHOR_SECONDS segment from each of ANCHOR_ITEMS evenly
+# spaced training items. Measured with the shipped causal live Deep Clustering (fixed anchors, beta 5),
+# SI-SDRi on 10 validation songs: 16 items x 1 s +5.74 dB, 480 x 1 s +5.86, 128 x 4 s +5.91, 480 x 4 s +5.94.
+ANCHOR_ITEMS = 128
+ANCHOR_SECONDS = 4.0
 
 
 def _read_checkpoint(path: str, option: str, device: torch.device) -> dict[str, Any]:
@@ -328,13 +332,49 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     return {"loaded": loaded, "fresh": fresh, "modules": top(loaded), "fresh_modules": top(fresh)}
 
 
+def anchor_segments(reader: SegmentReader) -> tuple[Tensor, Tensor]:
+    """``(mix, targets)`` that anchor a clustering separator: one :data:`ANCHOR_SECONDS` segment from
+    each of :data:`ANCHOR_ITEMS` evenly spaced items of ``reader`` (all of them when there are fewer)."""
+    stride = max(1, len(reader) // ANCHOR_ITEMS)
+    subset = SegmentReader(reader.items[::stride][:ANCHOR_ITEMS], reader.spec)
+    return fixed_segments(subset, ANCHOR_SECONDS, 1)
+
+
 def anchor_clusters(model: models.StreamingSeparator, mix: Tensor, targets: Tensor) -> None:
     """Set a clustering separator's initial centroids to the stems' mean embeddings (in eval mode)."""
     model.eval()
-    per_item = [stem_centroids(model, m[None], t[None]) for m, t in zip(mix, targets, strict=True)]
+    with torch.no_grad():
+        per_item = [stem_centroids(model, m[None], t[None]) for m, t in zip(mix, targets, strict=True)]
     centroids = torch.nn.functional.normalize(torch.stack(per_item).mean(0), dim=-1)
     model.clustering.init_centroids.copy_(centroids)
     model.train()
+
+
+def reanchor(path: str, data: str, out: str | None = None, split: str = "train") -> dict[str, Any]:
+    """Re-anchor a trained clustering separator without retraining it.
+
+    Loads checkpoint ``path``, sets its clustering settings (``beta``, ``forget``, ``prior``,
+    ``iterations``: inference settings, which the weights do not fix) to the architecture's current
+    defaults, recomputes the stem anchors from ``data``'s ``split`` (:func:`anchor_segments`) and
+    writes the checkpoint to ``out`` (default: in place), keeping its training metadata and adding
+    ``anchors`` (items, seconds, split). Returns that record with the settings used.
+    """
+    ckpt = _read_checkpoint(path, "reanchor", torch.device("cpu"))
+    arch, variant, size = ckpt["arch"], ckpt["variant"], ckpt["size"]
+    default = models.build(arch, variant=variant, size=size)
+    if not hasattr(default, "clustering"):
+        raise ValueError(f"{path}: {arch} has no clustering to anchor")
+    settings = {k: default.config[k] for k in ("beta", "forget", "prior", "iterations")}
+    model = models.build(arch, variant=variant, size=size, **{**ckpt["config"], **settings})
+    model.load_state_dict(ckpt["state_dict"])
+    spec = SegmentSpec(tuple(model.sources), model.sample_rate, model.channels)
+    reader = SegmentReader(find_items(Path(data) / split, spec.sources), spec)
+    mix, targets = anchor_segments(reader)
+    anchor_clusters(model, mix, targets)
+    record = {"items": int(mix.shape[0]), "seconds": ANCHOR_SECONDS, "split": split, **settings}
+    keep = {k: v for k, v in ckpt.items() if k not in ("arch", "variant", "size", "config", "state_dict")}
+    models.save(model.eval(), out or path, **{**keep, "anchors": record})
+    return record
 
 
 def _versions() -> dict[str, str]:

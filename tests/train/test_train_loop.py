@@ -1,4 +1,5 @@
-"""Training smoke test: a tiny Conv-TasNet overfits two tiny songs, checkpoints load, runs resume."""
+"""Training smoke test: a tiny Conv-TasNet overfits two tiny songs, checkpoints load, runs resume;
+fine-tuning, transfer between architectures and re-anchoring a clustering separator."""
 
 from __future__ import annotations
 
@@ -146,3 +147,44 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
         run(transfer=tiny_cfg.weights)
     with pytest.raises(FileNotFoundError, match="--transfer"):
         run(transfer=str(tmp_path / "missing.pt"))
+
+
+def test_reanchor_resets_clustering_settings_and_keeps_the_training_record(
+    tiny_cfg: TrainConfig, tmp_path: Path
+) -> None:
+    from rtsep.train.trainer import reanchor
+
+    tiny_rnn = {"n_fft": 256, "stft_hop": 64, "hidden": 8, "layers": 1, "dropout": 0.0, "prior": 100.0}
+    path = tmp_path / "dc.pt"
+    train(
+        TrainConfig(
+            **{
+                **tiny_cfg.__dict__,
+                "arch": "deep_clustering",
+                "overrides": tiny_rnn,
+                "steps": 2,
+                "valid_every": 2,
+                "out": str(tmp_path / "dc-run"),
+                "weights": str(path),
+            }
+        )
+    )
+    trained = torch.load(path, weights_only=True)
+    assert trained["config"]["prior"] == 100.0
+    out = tmp_path / "anchored.pt"
+    record = reanchor(str(path), tiny_cfg.data, str(out))
+    ckpt = torch.load(out, weights_only=True)
+    default = models.build("deep_clustering").config
+    assert ckpt["config"]["prior"] == default["prior"] != 100.0 and ckpt["config"]["hidden"] == 8
+    assert record["items"] == 2 and ckpt["anchors"] == record
+    assert all(
+        ckpt[k] == trained[k] for k in ("steps", "wall_time_s", "best_valid_loss", "loss", "data_seed")
+    )
+    key = "clustering.init_centroids"
+    # the trainer anchored on the same segments: re-anchoring the same data reproduces its centroids
+    torch.testing.assert_close(ckpt["state_dict"][key], trained["state_dict"][key], atol=1e-5, rtol=0)
+    assert all(torch.equal(v, trained["state_dict"][k]) for k, v in ckpt["state_dict"].items() if k != key)
+    assert models.load(out).clustering.prior == default["prior"]  # type: ignore[union-attr]
+    train(TrainConfig(**{**tiny_cfg.__dict__, "steps": 2}))
+    with pytest.raises(ValueError, match="no clustering"):
+        reanchor(str(tiny_cfg.weights), tiny_cfg.data)
