@@ -102,6 +102,7 @@ def main() -> int:
                 "init_steps": ckpt.get("init_steps"),
                 "transfer_arch": ckpt.get("transfer_arch"),
                 "transfer_steps": ckpt.get("transfer_steps"),
+                "anchors": ckpt.get("anchors"),
                 "data_seed": ckpt.get("data_seed"),
                 "train_items": ckpt.get("train_items"),
                 "wall_time_s": ckpt.get("wall_time_s"),
@@ -142,11 +143,14 @@ def main() -> int:
 
 def _steps(e: dict[str, Any]) -> str:
     """Training steps; a fine-tuned checkpoint (``rtsep train --init``) shows ``start+fine-tune``, one
-    started from another architecture's layers (``--transfer``) names it and its steps."""
+    started from another architecture's layers (``--transfer``) names it and its steps, and a
+    re-anchored clustering separator (``tools/reanchor.py``) says so."""
     init = e.get("init_steps")
     steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
     if e.get("transfer_arch"):
         steps += f" from {e['transfer_arch']} ({e['transfer_steps']})"
+    if e.get("anchors"):
+        steps += ", re-anchored"
     return steps
 
 
