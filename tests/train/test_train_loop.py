@@ -13,6 +13,8 @@ from rtsep import models
 from rtsep.train import TrainConfig, train
 
 TINY = {"n_filters": 16, "bottleneck": 8, "hidden": 16, "skip": 8, "blocks": 2, "repeats": 1}
+# a tiny recurrent trunk; one LSTM layer has no inter-layer dropout (torch warns about a non-zero one)
+TINY_RNN = {"n_fft": 256, "stft_hop": 64, "hidden": 8, "layers": 1, "dropout": 0.0}
 
 
 @pytest.fixture
@@ -105,9 +107,7 @@ def test_init_fine_tunes_and_only_saves_improvements(tiny_cfg: TrainConfig, tmp_
 
 
 def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfig, tmp_path: Path) -> None:
-    # one LSTM layer has no inter-layer dropout (torch warns about a non-zero one)
-    tiny_rnn = {"n_fft": 256, "stft_hop": 64, "hidden": 8, "layers": 1, "dropout": 0.0}
-    base = {**tiny_cfg.__dict__, "overrides": tiny_rnn, "steps": 4, "valid_every": 2}
+    base = {**tiny_cfg.__dict__, "overrides": TINY_RNN, "steps": 4, "valid_every": 2}
     source_path = tmp_path / "mi.pt"
     train(TrainConfig(**{**base, "arch": "mask_inference", "weights": str(source_path)}))
     source = torch.load(source_path, weights_only=True)
@@ -141,7 +141,7 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
     with pytest.raises(ValueError, match="exclude each other"):
         run(transfer=str(source_path), init=str(source_path))
     with pytest.raises(ValueError, match="shapes differ for trunk"):
-        run(transfer=str(source_path), overrides={**tiny_rnn, "hidden": 12})
+        run(transfer=str(source_path), overrides={**TINY_RNN, "hidden": 12})
     train(TrainConfig(**{**tiny_cfg.__dict__, "steps": 2}))  # a convtasnet checkpoint: nothing shared
     with pytest.raises(ValueError, match="no tensor of convtasnet matches chimera"):
         run(transfer=tiny_cfg.weights)
@@ -154,14 +154,13 @@ def test_reanchor_resets_clustering_settings_and_keeps_the_training_record(
 ) -> None:
     from rtsep.train.trainer import reanchor
 
-    tiny_rnn = {"n_fft": 256, "stft_hop": 64, "hidden": 8, "layers": 1, "dropout": 0.0, "prior": 100.0}
     path = tmp_path / "dc.pt"
     train(
         TrainConfig(
             **{
                 **tiny_cfg.__dict__,
                 "arch": "deep_clustering",
-                "overrides": tiny_rnn,
+                "overrides": {**TINY_RNN, "prior": 100.0},
                 "steps": 2,
                 "valid_every": 2,
                 "out": str(tmp_path / "dc-run"),
