@@ -7,7 +7,9 @@ once per streaming step from the step's TF bins (weighted by the mixture magnitu
 deterministic registered initial centroids; every centroid is updated from the points assigned to
 its previous value, which keeps the cluster -> stem order stable across time. The offline ``forward``
 runs the same clustering over the same groups of frames, so the equivalence law holds.
-:meth:`DeepClustering.embeddings` exposes the embeddings for training.
+:meth:`DeepClustering.embeddings` exposes the embeddings for training. The music ``live`` size
+starts the centroids at the stems' anchors from training songs and holds them there (a large
+``prior``; see ``_MUSIC_CLUSTERING``): each bin is softly assigned to the nearest stem anchor.
 
 Variants:
 
