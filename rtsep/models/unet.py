@@ -7,7 +7,11 @@ stride 2 -> ReLU -> batch norm (Spleeter's order), 50 % dropout on the first thr
 concatenated with the matching encoder output; a last 1-filter transposed layer, then Spleeter's
 4x4 dilated convolution to one sigmoid mask per audio channel. The network sees the first ``bins``
 bins; the mask above them is the per-frame average of the mask (Spleeter's ``average`` extension)
-or zero. Masks multiply the mixture STFT (mixture phase kept).
+or zero. Masks multiply the mixture STFT (mixture phase kept). Trained on these raw masks; in eval
+mode (separation, streaming, validation) they become Spleeter's ratio masks ``m_i^p / sum_j m_j^p``
+across stems (``ratio_exponent`` p = 2, Spleeter's ``separation_exponent``; 0 keeps the raw masks),
+so the stems sum to the mixture. With the shipped causal live weights, SI-SDRi on 10 validation
+songs: raw +5.70 dB, p = 1 +6.00, p = 2 +6.41.
 
 Variants:
 
@@ -46,6 +50,7 @@ _COMMON: dict[str, Any] = {
     "dropout": 0.5,
     "leak": 0.2,
     "mask_extension": "average",
+    "ratio_exponent": 2.0,
 }
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -199,6 +204,9 @@ class UNet(SpectralSeparator):
                 f"unet: bins must be a multiple of {2**DEPTH} and <= {self.bins}, got {self.net_bins}"
             )
         self.mask_extension = str(config["mask_extension"])
+        self.ratio_exponent = float(config["ratio_exponent"])
+        if self.ratio_exponent < 0:
+            raise ValueError(f"unet: ratio_exponent must be >= 0 (0: raw masks), got {self.ratio_exponent}")
         self.leak = float(config["leak"])
         s = n_src = len(self.sources)
         st = 1 if causal else 2
@@ -269,13 +277,16 @@ class UNet(SpectralSeparator):
                 x = self._cat(skips[DEPTH - 2 - j], x)
         m = torch.sigmoid(run(self.out_conv, x)).view(b, self.n_src, c, n, self.net_bins)
         rest = self.bins - self.net_bins
-        if rest == 0:
+        if rest:
+            if self.mask_extension == "average":
+                ext = m.mean(dim=-1, keepdim=True).expand(-1, -1, -1, -1, rest)
+            else:
+                ext = m.new_zeros(b, self.n_src, c, n, rest)
+            m = torch.cat([m, ext], dim=-1)
+        if self.training or not self.ratio_exponent:
             return m
-        if self.mask_extension == "average":
-            ext = m.mean(dim=-1, keepdim=True).expand(-1, -1, -1, -1, rest)
-        else:
-            ext = m.new_zeros(b, self.n_src, c, n, rest)
-        return torch.cat([m, ext], dim=-1)
+        q = m.pow(self.ratio_exponent)
+        return q / q.sum(dim=1, keepdim=True).clamp_min(1e-8)
 
     def _window_masks(self, mag: Tensor) -> Tensor:
         return self._net(mag, None)

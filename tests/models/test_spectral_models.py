@@ -17,7 +17,7 @@ import torch
 
 from rtsep import models
 from rtsep.models.base import StreamingSeparator, stream
-from rtsep.models.spectral import RecurrentSeparator
+from rtsep.models.spectral import RecurrentSeparator, SpectralSeparator
 
 ARCHS = ("unet", "openunmix", "mask_inference", "deep_clustering", "chimera")
 VARIANTS = ("causal", "chunked")
@@ -196,6 +196,28 @@ def test_deep_clustering_soft_masks_sum_to_one(variant: str) -> None:
     mag = model.spectrogram(_signals(model, 0.5)).abs()
     masks = model.masks(mag)
     assert torch.allclose(masks.sum(dim=1), torch.ones(()), atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_unet_ratio_masks_in_eval_mode_raw_masks_in_training(variant: str) -> None:
+    model = _build("unet", variant, **SMALL["unet"])
+    assert isinstance(model, SpectralSeparator)
+    mix = _signals(model, 0.5)
+    mag = model.spectrogram(mix).abs()
+    with torch.inference_mode():
+        ratio = model.masks(mag)
+        # Spleeter's ratio masks sum to one across stems: the stems add up to the mixture
+        assert torch.allclose(ratio.sum(dim=1), torch.ones(()), atol=1e-5)
+        half = mix.shape[-1] // 2  # the last n_fft - hop samples lack their later frames
+        assert torch.allclose(model(mix).sum(dim=1)[..., :half], mix[..., :half], atol=1e-4)
+        model.train()
+        raw = model.masks(mag)
+    assert (raw.sum(dim=1) - 1).abs().max() > 0.1  # trained on the sigmoid masks themselves
+    plain = _build("unet", variant, **SMALL["unet"], ratio_exponent=0.0)
+    with torch.inference_mode():
+        assert not torch.allclose(plain.masks(mag).sum(dim=1), torch.ones(()), atol=1e-2)
+    with pytest.raises(ValueError, match="ratio_exponent"):
+        models.build("unet", ratio_exponent=-1.0)
 
 
 # ---------------------------------------------------------------------------------- paper sizes
