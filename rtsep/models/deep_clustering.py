@@ -8,8 +8,8 @@ deterministic registered initial centroids; every centroid is updated from the p
 its previous value, which keeps the cluster -> stem order stable across time. The offline ``forward``
 runs the same clustering over the same groups of frames, so the equivalence law holds.
 :meth:`DeepClustering.embeddings` exposes the embeddings for training. The music ``live`` size
-starts the centroids at the stems' anchors from training songs and holds them there (a large
-``prior``; see ``_MUSIC_CLUSTERING``): each bin is softly assigned to the nearest stem anchor.
+starts the centroids at the stems' anchors from training songs and holds them there (``iterations``
+0; see ``_MUSIC_CLUSTERING``): each bin is softly assigned to the nearest stem anchor.
 
 Variants:
 
@@ -48,13 +48,14 @@ _CLUSTERING: dict[str, Any] = {
 }
 # Music stems are ordered: the trainer anchors the initial centroids at the stems' mean embeddings
 # (rtsep.train.trainer.anchor_clusters), and the live size holds the centroids at those anchors
-# (prior 1e6 outweighs any step's points, so each TF bin is softly assigned to the nearest stem
-# anchor, beta 5). Tuned with the trained causal live weights (anchors from 16 x 1 s training items),
-# mean SI-SDR improvement over 10 validation songs of 10 s: beta 5 with prior 10 +3.32 dB, prior 100
-# +4.76, prior 1e3 +5.62, prior 1e4 +5.73, prior 1e6 +5.74; prior 100 with beta 3 / 4 / 7 +3.52 /
-# +4.40 / +4.79; prior 1e4 with beta 7 / 10 / 15 +5.71 / +5.61 / +5.46. Letting the centroids follow
-# the music only cost quality here; the online updates stay for the paper size's unordered speakers.
-_MUSIC_CLUSTERING: dict[str, Any] = {**_CLUSTERING, "beta": 5.0, "prior": 1e6}
+# (iterations 0: each TF bin is softly assigned to the nearest stem anchor, beta 5, and a step does
+# no clustering update). Tuned with the trained causal live weights (anchors from 16 x 1 s training
+# items), mean SI-SDR improvement over 10 validation songs of 10 s, as the pull towards the anchors
+# (prior) grows: beta 5 with prior 10 +3.32 dB, prior 100 +4.76, prior 1e3 +5.62, prior 1e4 +5.73,
+# prior 1e6 +5.74 (held); prior 100 with beta 3 / 4 / 7 +3.52 / +4.40 / +4.79; prior 1e4 with beta
+# 7 / 10 / 15 +5.71 / +5.61 / +5.46. Letting the centroids follow the music only cost quality here;
+# the online updates stay for the paper size's unordered speakers.
+_MUSIC_CLUSTERING: dict[str, Any] = {**_CLUSTERING, "beta": 5.0, "iterations": 0}
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # 4 frames per step amortise reading the large embedding layer (memory-bound at batch 1)

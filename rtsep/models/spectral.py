@@ -444,6 +444,8 @@ class OnlineSoftKMeans(StreamingLayer):
     Per group of frames (one streaming step): soft assignments ``softmax_k(beta * <v, mu_k>)`` to the
     current centroids, then the weighted sums ``S_k <- forget * S_k + sum_n w_n r_nk v_n + prior * mu0_k``
     and ``mu_k = S_k / |S_k|`` (``iterations`` times), then soft masks from the updated centroids.
+    ``iterations`` 0 holds the centroids at ``mu0``: masks are soft assignments to fixed anchors, and a
+    step does no update work.
     Every centroid is updated from the points assigned to *its* previous value, so the cluster -> stem
     order stays stable across time; ``mu0`` (a registered buffer, deterministic) initialises the state,
     so the offline and streaming paths, which run the same groups, agree.
@@ -456,9 +458,9 @@ class OnlineSoftKMeans(StreamingLayer):
         self, clusters: int, dim: int, *, beta: float, forget: float, prior: float, iterations: int
     ) -> None:
         super().__init__()
-        if not 0.0 <= forget < 1.0 or iterations < 1 or clusters < 1:
+        if not 0.0 <= forget < 1.0 or iterations < 0 or clusters < 1:
             raise ValueError(
-                f"need 0 <= forget < 1, iterations >= 1, clusters >= 1; got forget={forget} "
+                f"need 0 <= forget < 1, iterations >= 0, clusters >= 1; got forget={forget} "
                 f"iterations={iterations} clusters={clusters}"
             )
         self.clusters, self.dim = clusters, dim
@@ -480,6 +482,7 @@ class OnlineSoftKMeans(StreamingLayer):
         v = emb.reshape(b, c * n * f, d)
         w = weight.reshape(b, 1, c * n * f)
         mu = F.normalize(sums, dim=-1, eps=1e-8)
+        sums_new = sums
         for _ in range(self.iterations):
             r = self._assign(v, mu)
             sums_new = self.forget * sums + torch.bmm(r * w, v) + self.prior * self.init_centroids
@@ -490,7 +493,8 @@ class OnlineSoftKMeans(StreamingLayer):
     def step(self, emb: Tensor, weight: Tensor, state: State) -> Tensor:
         sums = state[self._k("sums")]
         masks, new = self.update(emb, weight, sums)
-        sums.copy_(new)
+        if new is not sums:
+            sums.copy_(new)
         return masks
 
     def offline(self, emb: Tensor, weight: Tensor, group: int) -> Tensor:

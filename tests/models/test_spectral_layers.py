@@ -137,6 +137,22 @@ def test_online_kmeans_offline_equals_steps_and_masks_are_soft() -> None:
     assert torch.allclose(offline.sum(dim=1), torch.ones(2, 2, 12, 7), atol=1e-5)
 
 
+def test_kmeans_with_zero_iterations_holds_the_centroids_at_their_anchors() -> None:
+    torch.manual_seed(4)
+    km = OnlineSoftKMeans(3, 4, beta=5.0, forget=0.9, prior=1e-3, iterations=0)
+    emb = torch.nn.functional.normalize(torch.randn(1, 2, 6, 5, 4), dim=-1)
+    w = torch.rand(1, 2, 6, 5)
+    state = _state(km, batch=1)
+    before = {k: v.clone() for k, v in state.items()}
+    masks = km.step(emb, w, state)
+    assert all(torch.equal(state[k], before[k]) for k in state)
+    expected = torch.softmax(5.0 * torch.einsum("bcnfd,kd->bkcnf", emb, km.init_centroids), dim=1)
+    torch.testing.assert_close(masks, expected)
+    torch.testing.assert_close(km.offline(emb, w, group=2), expected)
+    with pytest.raises(ValueError, match="iterations >= 0"):
+        OnlineSoftKMeans(3, 4, beta=5.0, forget=0.9, prior=1e-3, iterations=-1)
+
+
 def test_online_kmeans_keeps_the_cluster_order() -> None:
     """Two well separated point clouds that swap loudness keep their cluster index across groups."""
     km = OnlineSoftKMeans(2, 2, beta=10.0, forget=0.8, prior=1e-3, iterations=1)
