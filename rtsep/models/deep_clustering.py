@@ -70,6 +70,9 @@ class DeepClustering(RecurrentSeparator):
     """
 
     arch = "deep_clustering"
+    # the clustering's settings: the weights do not fix them, but they change the separation
+    # (rtsep.train.trainer.reanchor applies new ones to a trained checkpoint)
+    clustering_keys = ("beta", "forget", "prior", "iterations")
 
     def __init__(self, *, variant: str, size: str, config: dict[str, Any]) -> None:
         if int(config["crossfade"]) != 0:

@@ -362,9 +362,10 @@ def reanchor(path: str, data: str, out: str | None = None, split: str = "train")
     ckpt = _read_checkpoint(path, "reanchor", torch.device("cpu"))
     arch, variant, size = ckpt["arch"], ckpt["variant"], ckpt["size"]
     default = models.build(arch, variant=variant, size=size)
-    if not hasattr(default, "clustering"):
+    keys: tuple[str, ...] | None = getattr(default, "clustering_keys", None)
+    if keys is None:
         raise ValueError(f"{path}: {arch} has no clustering to anchor")
-    settings = {k: default.config[k] for k in ("beta", "forget", "prior", "iterations")}
+    settings = {k: default.config[k] for k in keys}
     model = models.build(arch, variant=variant, size=size, **{**ckpt["config"], **settings})
     model.load_state_dict(ckpt["state_dict"])
     spec = SegmentSpec(tuple(model.sources), model.sample_rate, model.channels)
