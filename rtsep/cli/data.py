@@ -68,6 +68,14 @@ def add_parser(subparsers: Any) -> None:
         choices=["si_snr", "mse", "l1", "mask_mse", "mask_l1", "deep_clustering", "chimera"],
         help="override the architecture's loss (see rtsep.train.losses for why mask nets use mask_mse)",
     )
+    t.add_argument(
+        "--select",
+        default="loss",
+        choices=["loss", "si_snr"],
+        help="keep the checkpoint with the lowest validation loss (default) or the highest validation "
+        "SI-SNR: mask_mse and the deep-clustering loss can rank checkpoints differently from how well "
+        "they separate",
+    )
     t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
     t.add_argument(
         "--init",
@@ -188,18 +196,21 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         init=args.init,
         transfer=args.transfer,
+        select=args.select,
     )
     result = train(cfg, resume=args.resume)
     if result["saved_at"] is None and args.init and not args.resume:
         print(
-            f"no step beat --init {args.init} on the validation set (valid loss "
-            f"{result['best_valid_loss']:.4g}); nothing written; log {result['log']}"
+            f"no step beat --init {args.init} on the validation set (by {args.select}: valid loss "
+            f"{result['best_valid_loss']:.4g}, SI-SNR {result['best_valid_si_snr']:+.2f} dB); nothing "
+            f"written; log {result['log']}"
         )
         return 0
     where = f"step {result['saved_at']}" if result["saved_at"] is not None else "a step before this --resume"
     print(
-        f"best valid loss {result['best_valid_loss']:.4g} (SI-SNR {result['best_valid_si_snr']:+.2f} dB) "
-        f"at {where} of {result['steps']} -> {result['weights']}; log {result['log']}"
+        f"best by {args.select}: valid loss {result['best_valid_loss']:.4g} "
+        f"(SI-SNR {result['best_valid_si_snr']:+.2f} dB) at {where} of {result['steps']} "
+        f"-> {result['weights']}; log {result['log']}"
     )
     return 0
 

@@ -177,6 +177,18 @@ class ConvTasNet(FilterbankSeparator):
         causal = variant == "causal"
         self._build(config, variant, size, gated=False, masker=lambda: TCNMasker(config, causal=causal))
 
+    @torch.no_grad()
+    def after_transfer(self, fresh: list[str]) -> None:
+        """Grow without forgetting: a TCN block that ``--transfer`` left fresh (a model grown from a
+        trained one with more ``blocks`` or ``repeats``) starts with its output conv at zero, so it
+        adds nothing to the residual and skip paths and the grown model separates exactly as the
+        trained one did until training moves the new block."""
+        for i, block in enumerate(self.masker.blocks):
+            if f"masker.blocks.{i}.out.weight" in fresh:
+                block.out.weight.zero_()
+                if block.out.bias is not None:
+                    block.out.bias.zero_()
+
 
 def create(*, variant: str, size: str, **overrides: Any) -> ConvTasNet:
     """Build a Conv-TasNet; ``overrides`` replace entries of ``CONFIGS[size]`` (unknown names raise)."""

@@ -56,6 +56,10 @@ class TrainConfig:
     threads: int = 1
     init: str | None = None
     transfer: str | None = None
+    # which validation figure picks the kept checkpoint: "loss" (lowest validation loss) or "si_snr"
+    # (highest validation SI-SNR; for losses that rank checkpoints differently from separation
+    # quality, such as a mask net's mask_mse or the deep-clustering affinity loss)
+    select: str = "loss"
     progress: bool = True
 
 
@@ -65,6 +69,14 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
         return (step + 1) / cfg.warmup
     t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+
+
+SELECT = ("loss", "si_snr")
+
+
+def _better(select: str, loss: float, snr: float, best: float, best_snr: float) -> bool:
+    """Whether a validation (``loss``, ``snr``) beats the kept checkpoint's under ``select``."""
+    return snr > best_snr if select == "si_snr" else loss < best
 
 
 def _data_root(cfg: TrainConfig, split: str) -> Path:
@@ -93,6 +105,8 @@ def validate(
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Train ``cfg.arch`` on rendered data; returns a summary (best valid loss, steps, wall time, paths)."""
+    if cfg.select not in SELECT:
+        raise ValueError(f"select must be one of {', '.join(SELECT)}, got {cfg.select!r}")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
@@ -200,7 +214,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 }
                 rows.append(row)
                 acc, n_acc, t_last, step_last = 0.0, 0, now, step
-                if v_loss < best:
+                if _better(cfg.select, v_loss, v_snr, best, best_snr):
                     best, best_snr, saved_at = v_loss, v_snr, step
                     models.save(
                         model,
@@ -217,6 +231,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                         transfer_steps=transfer.get("steps"),
                         best_valid_loss=best,
                         valid_si_snr=v_snr,
+                        selected_by=cfg.select,
                         loss=objective.name,
                         train_items=len(train_reader),
                         segment_s=cfg.segment,
@@ -325,6 +340,9 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
         raise ValueError(f"--transfer {path}: no tensor of {source['arch']} matches {model.arch} by name")
     model.load_state_dict({k: theirs[k] for k in loaded}, strict=False)
     fresh = [k for k in own if k not in theirs]
+    hook = getattr(model, "after_transfer", None)
+    if hook is not None:  # e.g. Conv-TasNet starts the blocks it grew as identities
+        hook(fresh)
 
     def top(keys: list[str]) -> list[str]:
         return sorted({k.split(".")[0] for k in keys})

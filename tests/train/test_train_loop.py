@@ -58,6 +58,25 @@ def test_loss_decreases_and_checkpoint_loads(tiny_cfg: TrainConfig) -> None:
     assert model.config["n_filters"] == 16
 
 
+@pytest.mark.parametrize("select", ["loss", "si_snr"])
+def test_select_keeps_the_best_checkpoint_by_the_chosen_figure(tiny_cfg: TrainConfig, select: str) -> None:
+    # a mask net: its mask_mse loss and its SI-SNR need not rank checkpoints alike
+    changes = {"arch": "mask_inference", "overrides": TINY_RNN, "select": select}
+    cfg = TrainConfig(**{**tiny_cfg.__dict__, **changes})
+    result = train(cfg)
+    rows = result["rows"]
+    if select == "si_snr":
+        kept = max(rows, key=lambda r: r["valid_si_snr"])
+    else:
+        kept = min(rows, key=lambda r: r["valid_loss"])
+    assert result["saved_at"] == kept["step"]
+    ckpt = torch.load(cfg.weights, weights_only=True)  # type: ignore[arg-type]
+    assert ckpt["steps"] == kept["step"] and ckpt["selected_by"] == select
+    assert ckpt["valid_si_snr"] == result["best_valid_si_snr"] == kept["valid_si_snr"]
+    with pytest.raises(ValueError, match="select must be one of loss, si_snr"):
+        train(TrainConfig(**{**cfg.__dict__, "select": "sdr"}))
+
+
 def test_resume_continues(tiny_cfg: TrainConfig) -> None:
     short = TrainConfig(**{**tiny_cfg.__dict__, "steps": 10})
     train(short)
@@ -147,6 +166,23 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
         run(transfer=tiny_cfg.weights)
     with pytest.raises(FileNotFoundError, match="--transfer"):
         run(transfer=str(tmp_path / "missing.pt"))
+
+
+def test_transfer_grows_convtasnet_without_changing_what_it_separates(tiny_cfg: TrainConfig) -> None:
+    from rtsep.train.trainer import transfer_layers, transfer_source
+
+    train(TrainConfig(**{**tiny_cfg.__dict__, "steps": 4}))
+    small = models.load(tiny_cfg.weights).eval()
+    grown = models.build("convtasnet", variant="causal", size="live", **{**TINY, "blocks": 3}).eval()
+    moved = transfer_layers(grown, transfer_source(tiny_cfg.weights, "cpu"))
+    assert moved["fresh"] and all(k.startswith("masker.blocks.2.") for k in moved["fresh"])
+    assert bool(grown.masker.blocks[2].inp.weight.detach().any())  # only the output conv starts at 0
+    x = torch.randn(1, small.channels, small.sample_rate // 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(grown(x), small(x))
+    fresh = models.build("convtasnet", variant="causal", size="live", **{**TINY, "blocks": 3}).eval()
+    with torch.no_grad():
+        assert not torch.allclose(fresh(x), small(x))  # the equality above is not a coincidence
 
 
 def test_reanchor_resets_clustering_settings_and_keeps_the_training_record(
