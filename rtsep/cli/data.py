@@ -71,10 +71,10 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument(
         "--select",
         default="loss",
-        choices=["loss", "si_snr"],
-        help="keep the checkpoint with the lowest validation loss (default) or the highest validation "
-        "SI-SNR: mask_mse and the deep-clustering loss can rank checkpoints differently from how well "
-        "they separate",
+        choices=["loss", "si_snr", "last"],
+        help="keep the checkpoint with the lowest validation loss (default), the highest validation "
+        "SI-SNR (mask_mse and the deep-clustering loss can rank checkpoints differently from how well "
+        "they separate) or the last validated step (judge it with 'rtsep eval --split valid')",
     )
     t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
     t.add_argument(
@@ -82,7 +82,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="CKPT",
         help="fine-tune: start from this checkpoint's weights (same arch/variant/size); the best "
-        "checkpoint is written only when it beats CKPT on the validation set",
+        "checkpoint is written only when it beats CKPT on the validation set (always with --select "
+        "last)",
     )
     t.add_argument(
         "--transfer",

@@ -56,9 +56,10 @@ class TrainConfig:
     threads: int = 1
     init: str | None = None
     transfer: str | None = None
-    # which validation figure picks the kept checkpoint: "loss" (lowest validation loss) or "si_snr"
+    # which validation figure picks the kept checkpoint: "loss" (lowest validation loss), "si_snr"
     # (highest validation SI-SNR; for losses that rank checkpoints differently from separation
-    # quality, such as a mask net's mask_mse or the deep-clustering affinity loss)
+    # quality, such as a mask net's mask_mse or the deep-clustering affinity loss) or "last" (every
+    # validation step is written: the run ends holding its last step, to be judged by rtsep eval)
     select: str = "loss"
     progress: bool = True
 
@@ -71,11 +72,13 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
 
 
-SELECT = ("loss", "si_snr")
+SELECT = ("loss", "si_snr", "last")
 
 
 def _better(select: str, loss: float, snr: float, best: float, best_snr: float) -> bool:
     """Whether a validation (``loss``, ``snr``) beats the kept checkpoint's under ``select``."""
+    if select == "last":
+        return True
     return snr > best_snr if select == "si_snr" else loss < best
 
 

@@ -58,14 +58,16 @@ def test_loss_decreases_and_checkpoint_loads(tiny_cfg: TrainConfig) -> None:
     assert model.config["n_filters"] == 16
 
 
-@pytest.mark.parametrize("select", ["loss", "si_snr"])
+@pytest.mark.parametrize("select", ["loss", "si_snr", "last"])
 def test_select_keeps_the_best_checkpoint_by_the_chosen_figure(tiny_cfg: TrainConfig, select: str) -> None:
     # a mask net: its mask_mse loss and its SI-SNR need not rank checkpoints alike
     changes = {"arch": "mask_inference", "overrides": TINY_RNN, "select": select}
     cfg = TrainConfig(**{**tiny_cfg.__dict__, **changes})
     result = train(cfg)
     rows = result["rows"]
-    if select == "si_snr":
+    if select == "last":
+        kept = rows[-1]
+    elif select == "si_snr":
         kept = max(rows, key=lambda r: r["valid_si_snr"])
     else:
         kept = min(rows, key=lambda r: r["valid_loss"])
@@ -73,7 +75,7 @@ def test_select_keeps_the_best_checkpoint_by_the_chosen_figure(tiny_cfg: TrainCo
     ckpt = torch.load(cfg.weights, weights_only=True)  # type: ignore[arg-type]
     assert ckpt["steps"] == kept["step"] and ckpt["selected_by"] == select
     assert ckpt["valid_si_snr"] == result["best_valid_si_snr"] == kept["valid_si_snr"]
-    with pytest.raises(ValueError, match="select must be one of loss, si_snr"):
+    with pytest.raises(ValueError, match="select must be one of loss, si_snr, last"):
         train(TrainConfig(**{**cfg.__dict__, "select": "sdr"}))
 
 
