@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtsep.data import STEMS, check_sum, render_song, song_seed
+from rtsep.data import STEMS, check_sum, fluid, render_song, song_seed
 from rtsep.data.compose import HELDOUT_VOICE, compose
 from rtsep.data.fluid import HELDOUT_FAMILY, find_soundfonts, soundfonts_for_split
 
@@ -32,6 +32,20 @@ def test_heldout_soundfont_only_in_test() -> None:
         pytest.skip("a single soundfont family is installed: nothing to hold out")
     assert HELDOUT_FAMILY not in {f.family for f in soundfonts_for_split("train")}
     assert {f.family for f in soundfonts_for_split("test")} == {HELDOUT_FAMILY}
+
+
+def test_soundfonts_sharing_heldout_samples_are_held_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # csound's sf_GMbank holds TimGM6mb's samples: it must never reach training, and one copy of a
+    # family is kept (the first found), so it cannot add a second held-out font to the test split
+    for name in ("FluidR3_GM.sf2", "TimGM6mb.sf2", "sf_GMbank.sf2", "OPL-3_FM_128M.sf2"):
+        (tmp_path / name).write_bytes(b"RIFF")
+    monkeypatch.setattr(fluid, "SYSTEM_SOUNDFONT_DIRS", (tmp_path,))
+    monkeypatch.setattr(fluid.importlib.util, "find_spec", lambda name: None)
+    fonts = {f.family: f.path.name for f in find_soundfonts()}
+    assert fonts == {"FluidR3": "FluidR3_GM.sf2", "OPL3": "OPL-3_FM_128M.sf2", "TimGM6mb": "TimGM6mb.sf2"}
+    assert {f.path.name for f in soundfonts_for_split("train")} == {"FluidR3_GM.sf2", "OPL-3_FM_128M.sf2"}
 
 
 def test_stems_sum_to_mixture_and_determinism(renderers: None) -> None:
