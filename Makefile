@@ -15,10 +15,10 @@ STAMP := $(VENV)/.rtsep-installed
 TORCH_CPU_PIN ?= torch==2.13.0
 # jackd2: the real JACK server that tests and the demo run with the dummy backend; libportaudio2 and
 # libsndfile1: sounddevice and soundfile; the rest renders training and demo songs (rtsep.data):
-# FluidSynth with four GM soundfonts (TimGM6mb is held out of training; OPL3 adds FM timbres),
-# Festival singing, espeak-ng.
+# FluidSynth with three GM soundfonts (TimGM6mb is held out of training), Festival singing, espeak-ng.
+# (opl3-soundfont's FM bank was tried as a fourth: no gain on the held-out songs, see README.)
 APT_PACKAGES := jackd2 libportaudio2 libsndfile1 libfluidsynth3 festival festvox-kallpc16k espeak-ng \
-	timgm6mb-soundfont fluid-soundfont-gm musescore-general-soundfont-small opl3-soundfont
+	timgm6mb-soundfont fluid-soundfont-gm musescore-general-soundfont-small
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test bench lint clean

@@ -97,7 +97,7 @@ def soundfonts_for_split(split: str) -> list[Soundfont]:
     if not fonts:
         raise FluidSynthUnavailable(
             "no soundfont found; install pretty_midi (bundles TimGM6mb) or a Debian soundfont "
-            "(apt-get install fluid-soundfont-gm musescore-general-soundfont-small opl3-soundfont)"
+            "(apt-get install fluid-soundfont-gm musescore-general-soundfont-small)"
         )
     held = [f for f in fonts if f.family == HELDOUT_FAMILY]
     rest = [f for f in fonts if f.family != HELDOUT_FAMILY]
