@@ -71,7 +71,7 @@ def find_soundfonts() -> list[Soundfont]:
 # its own, as the shipped weights were trained that way.
 _FAMILY_PREFIXES = {
     "timgm6mb": "TimGM6mb",
-    "sf_gmbank": "TimGM6mb",
+    "sf_gmbank": HELDOUT_FAMILY,
     "fluidr3": "FluidR3",
     "musescore_general": "MuseScore_General",
     "opl-3_fm": "OPL3",
