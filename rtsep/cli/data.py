@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -32,6 +33,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--split", choices=("train", "valid", "test"), default="train")
     p.add_argument("--workers", type=int, default=2, help="render processes (default 2)")
     p.add_argument("--kind", choices=("songs", "speech"), default="songs")
+    p.add_argument(
+        "--timbre",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of instrument parts whose timbre is shifted 1-4 semitones (pitch kept), so that each "
+        "soundfont sounds like several; songs only, not for --split test (default 0)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_data)
 
@@ -127,6 +136,9 @@ def run_data(args: argparse.Namespace) -> int:
     """Render the requested split; prints the folder count and the render speed."""
     t0 = time.perf_counter()
     progress = not args.no_progress
+    if args.kind == "speech" and args.timbre:
+        print("rtsep data: --timbre applies to --kind songs only", file=sys.stderr)
+        return 2
     if args.kind == "speech":
         from rtsep.data.speech import render_speech_dataset
 
@@ -150,6 +162,7 @@ def run_data(args: argparse.Namespace) -> int:
             seed=args.seed,
             workers=args.workers,
             progress=progress,
+            timbre=args.timbre,
         )
     dt = time.perf_counter() - t0
     print(

@@ -184,6 +184,7 @@ def render_part(
     seconds: float,
     pan: int = 64,
     expression: int = 127,
+    timbre_shift: int = 0,
 ) -> np.ndarray:
     """Render one General MIDI part with FluidSynth.
 
@@ -195,17 +196,42 @@ def render_part(
         seconds: length of the output.
         pan: MIDI pan 0 (left) - 127 (right).
         expression: MIDI CC 11.
+        timbre_shift: semitones by which the instrument's spectrum (its formants, body resonances and
+            envelopes) moves down (negative: up), making a soundfont sound like a different instrument of
+            the same kind. Melodic parts keep their pitch: the notes are played ``timbre_shift``
+            semitones higher on a timeline compressed by ``r = 2 ** (timbre_shift / 12)``, and the
+            render is then stretched by ``r`` (soxr), which lowers every frequency by ``r``. Drum parts
+            cannot be re-keyed (the key picks the drum), so their kit comes out re-tuned by as much.
 
     Returns:
         ``(2, round(seconds * 44100))`` float32 stereo at 44.1 kHz.
     """
+    ratio = 2.0 ** (timbre_shift / 12)
+    if timbre_shift:
+        key = 0 if is_drum else timbre_shift
+        notes = [
+            NoteEvent(n.start / ratio, n.end / ratio, int(np.clip(n.pitch + key, 0, 127)), n.velocity)
+            for n in notes
+        ]
     # A fresh synthesizer per part: a reused one (even after system_reset) leaks voice state from the
     # previous part into this one (up to -30 dB differences), which breaks determinism by seed.
     synth, sfid = _new_synth(soundfont)
     try:
-        return _render(synth, sfid, notes, program, is_drum, seconds, pan, expression)
+        # Shifted parts render a little longer, so that the stretched render still covers ``seconds``.
+        length = seconds / ratio + 0.05 if timbre_shift else seconds
+        audio = _render(synth, sfid, notes, program, is_drum, length, pan, expression)
     finally:
         synth.delete()  # type: ignore[attr-defined]
+    if not timbre_shift:
+        return audio
+    import soxr
+
+    audio = soxr.resample(np.ascontiguousarray(audio.T), SAMPLE_RATE, SAMPLE_RATE * ratio, quality="HQ").T
+    total = round(seconds * SAMPLE_RATE)
+    out = np.zeros((2, total), np.float32)
+    m = min(total, audio.shape[1])
+    out[:, :m] = audio[:, :m]
+    return out
 
 
 def _render(

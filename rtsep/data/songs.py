@@ -68,21 +68,50 @@ def _pick_font(rng: np.random.Generator, fonts: list[Soundfont], song_font: Soun
     return song_font if song_font is not None else fonts[int(rng.integers(len(fonts)))]
 
 
-def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _timbre_shifts(seed: int, parts: int, timbre: float) -> list[int]:
+    """Per-part timbre shifts in semitones (0: none), from their own random stream.
+
+    A separate stream keeps every other draw of the song, and so the song itself at ``timbre=0``,
+    unchanged.
+    """
+    if timbre <= 0:
+        return [0] * parts
+    rng = np.random.default_rng([seed, 0x7B5])
+    steps = np.array([-4, -3, -2, -1, 1, 2, 3, 4])
+    return [int(rng.choice(steps)) if rng.random() < timbre else 0 for _ in range(parts)]
+
+
+def _check_timbre(split: str, timbre: float) -> None:
+    if not 0.0 <= timbre <= 1.0:
+        raise ValueError(f"timbre must lie in [0, 1], got {timbre}")
+    if timbre and split == "test":
+        raise ValueError(
+            "timbre shifts are for train and valid songs; the held-out test split stays unshifted"
+        )
+
+
+def render_song(
+    seed: int, split: str, seconds: float = 10.0, timbre: float = 0.0
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Render one song.
 
     Args:
         seed: the song seed (see :func:`song_seed`).
         split: ``train``, ``valid`` or ``test``: which soundfonts and voices it may use.
         seconds: length in seconds.
+        timbre: the share of GM parts (drums, bass, other and GM vocal phrases) rendered with a random
+            timbre shift of 1-4 semitones either way (:func:`rtsep.data.fluid.render_part`), which makes
+            each soundfont sound like several. Not for the test split, which stays as it was.
 
     Returns:
         ``(stems, meta)``: ``stems`` maps ``vocals/drums/bass/other/mixture`` to ``(2, time)`` float32 at
         44.1 kHz, with the mixture equal to the sum of the four stems; ``meta`` is JSON-ready.
     """
     t_start = time.perf_counter()
+    _check_timbre(split, timbre)
     rate = SAMPLE_RATE
     plan: SongPlan = compose(seed, split, seconds)
+    shifts = iter(_timbre_shifts(seed, len(plan.parts) + len(plan.phrases), timbre))
     rng = np.random.default_rng([seed, 0xA0D10])
     fonts = soundfonts_for_split(split)
     song_font = fonts[int(rng.integers(len(fonts)))] if rng.random() < 0.6 else None
@@ -94,6 +123,7 @@ def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str,
         spread = {"drums": 8, "bass": 6}.get(part.stem, 44)
         pan = int(np.clip(64 + rng.integers(-spread, spread + 1), 0, 127))
         gain_db = float(rng.uniform(-4, 2))
+        shift = next(shifts)
         audio = render_part(
             part.notes,
             program=part.program,
@@ -101,6 +131,7 @@ def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str,
             soundfont=font.path,
             seconds=seconds,
             pan=pan,
+            timbre_shift=shift,
         )
         stems[part.stem] += 10 ** (gain_db / 20) * audio
         parts_meta.append(
@@ -113,6 +144,7 @@ def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str,
                 "pan": pan,
                 "gain_db": round(gain_db, 2),
                 "notes": len(part.notes),
+                **({"timbre_shift": shift} if shift else {}),
             }
         )
 
@@ -122,6 +154,8 @@ def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str,
     air_db = float(rng.uniform(-30, -20))
     phrases_meta = []
     for ph in plan.phrases:
+        shift = next(shifts)
+        uses_gm = ph.renderer == "gm" or ph.double_db is not None
         start = ph.notes[0].start
         end = ph.notes[-1].end
         if ph.renderer == "festival":
@@ -138,7 +172,7 @@ def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str,
             if hi > lo:
                 layer[lo:hi] = seg[lo - i0 : hi - i0]
             stems["vocals"] += augment.pan_mono(layer, vocal_pan)
-        if ph.renderer == "gm" or ph.double_db is not None:
+        if uses_gm:
             notes = [NoteEvent(nt.start, nt.end, nt.pitch, nt.velocity) for nt in ph.notes]
             gm = render_part(
                 notes,
@@ -147,6 +181,7 @@ def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str,
                 soundfont=vocal_font.path,
                 seconds=seconds,
                 pan=int(64 + 63 * vocal_pan),
+                timbre_shift=shift,
             )
             level = 0.0 if ph.renderer == "gm" else float(ph.double_db)  # type: ignore[arg-type]
             gm_rms = np.sqrt(np.mean(gm**2)) + 1e-9
@@ -160,6 +195,7 @@ def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str,
                 "double_db": ph.double_db,
                 "start": round(start, 3),
                 "notes": len(ph.notes),
+                **({"timbre_shift": shift} if shift and uses_gm else {}),
             }
         )
 
@@ -201,6 +237,7 @@ def render_song(seed: int, split: str, seconds: float = 10.0) -> tuple[dict[str,
         "split": split,
         "seconds": seconds,
         "sample_rate": rate,
+        **({"timbre": timbre} if timbre else {}),
         "style": plan.style,
         "tempo": round(plan.tempo, 2),
         "key": plan.key,
@@ -229,8 +266,8 @@ def song_dir(out: Path, split: str, seed: int) -> Path:
     return Path(out) / split / f"{split}-{seed:07d}"
 
 
-def is_rendered(folder: Path, seconds: float) -> bool:
-    """Whether ``folder`` holds a complete render of that length (meta.json is written last)."""
+def is_rendered(folder: Path, seconds: float, timbre: float = 0.0) -> bool:
+    """Whether ``folder`` holds a complete render of that length and timbre share (meta.json comes last)."""
     meta = folder / "meta.json"
     if not meta.is_file():
         return False
@@ -238,7 +275,11 @@ def is_rendered(folder: Path, seconds: float) -> bool:
         info = json.loads(meta.read_text())
     except json.JSONDecodeError:
         return False
-    return info.get("format") == FORMAT_VERSION and abs(float(info.get("seconds", -1)) - seconds) < 1e-6
+    return (
+        info.get("format") == FORMAT_VERSION
+        and abs(float(info.get("seconds", -1)) - seconds) < 1e-6
+        and float(info.get("timbre", 0.0)) == timbre
+    )
 
 
 def write_song(
@@ -259,10 +300,10 @@ def write_song(
     tmp.rename(folder)
 
 
-def _render_one(args: tuple[Path, str, int, float]) -> tuple[Path, float]:
-    out, split, seed, seconds = args
+def _render_one(args: tuple[Path, str, int, float, float]) -> tuple[Path, float]:
+    out, split, seed, seconds, timbre = args
     folder = song_dir(out, split, seed)
-    stems, meta = render_song(seed, split, seconds)
+    stems, meta = render_song(seed, split, seconds, timbre)
     write_song(folder, stems, meta)
     return folder, float(meta["render_s"])
 
@@ -276,6 +317,7 @@ def render_dataset(
     seed: int = 0,
     workers: int = 2,
     progress: bool = True,
+    timbre: float = 0.0,
 ) -> list[Path]:
     """Render (or reuse from the cache) ``songs`` songs of ``split`` under ``out/split/``.
 
@@ -287,6 +329,7 @@ def render_dataset(
         seed: first seed offset within the split's seed range.
         workers: render processes (1 renders in this process).
         progress: show a rich progress bar.
+        timbre: share of GM parts rendered with a timbre shift (see :func:`render_song`).
 
     Returns:
         The song folders, in seed order.
@@ -295,11 +338,14 @@ def render_dataset(
         raise ValueError(f"songs must be >= 1, got {songs}")
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
+    _check_timbre(split, timbre)
     out = Path(out)
     seeds = [song_seed(split, seed, i) for i in range(songs)]
     folders = [song_dir(out, split, s) for s in seeds]
     todo = [
-        (out, split, s, seconds) for s, f in zip(seeds, folders, strict=True) if not is_rendered(f, seconds)
+        (out, split, s, seconds, timbre)
+        for s, f in zip(seeds, folders, strict=True)
+        if not is_rendered(f, seconds, timbre)
     ]
     _run_jobs(todo, workers, progress, f"render {split}", _render_one)
     return folders

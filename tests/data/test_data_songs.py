@@ -70,3 +70,60 @@ def test_cached_folders(tiny_songs: Path) -> None:
         info = sf.info(str(folder / "mixture.wav"))
         assert (info.samplerate, info.channels, info.subtype) == (44100, 2, "FLOAT")
         assert json.loads((folder / "meta.json").read_text())["split"] == "test"
+
+
+def _peak_hz(x: np.ndarray, rate: int = 44100) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return float(np.fft.rfftfreq(x.size, 1 / rate)[np.argmax(spec)])
+
+
+def test_timbre_shift_keeps_pitch_and_timing_and_moves_the_spectrum(renderers: None) -> None:
+    # Acoustic grand piano, middle C from 0.5 s to 2.5 s: the shifted renders play the same note at the
+    # same time, with other harmonic strengths (another sample, resampled: its formants moved)
+    notes = [fluid.NoteEvent(0.5, 2.5, 60, 100)]
+    font = next(f.path for f in soundfonts_for_split("train"))
+    body = slice(round(0.6 * 44100), round(0.6 * 44100) + 32768)
+    harmonics = {}
+    for s in (0, 3, -3):
+        audio = fluid.render_part(
+            notes, program=0, is_drum=False, soundfont=font, seconds=3.0, timbre_shift=s
+        )
+        assert audio.shape == (2, 132300) and audio.dtype == np.float32
+        onset = int(np.argmax(np.abs(audio[0]) > 1e-3))
+        assert abs(onset - 0.5 * 44100) < 200, (s, onset)
+        assert abs(_peak_hz(audio[0, body]) - 261.6) < 3.0, s
+        spec = np.abs(np.fft.rfft(audio[0, body] * np.hanning(32768)))
+        bins = [round(261.6 * h * 32768 / 44100) for h in range(1, 9)]
+        harmonics[s] = 20 * np.log10(
+            [spec[b - 3 : b + 4].max() / spec[bins[0] - 3 : bins[0] + 4].max() for b in bins]
+        )
+    for s in (3, -3):
+        assert np.abs(harmonics[s] - harmonics[0]).max() > 3.0, (s, harmonics)
+    # A drum keeps its key (the key picks the drum), so its whole spectrum moves: +3 semitones lowers
+    # the spectral centroid of the snare by 2 ** (3 / 12)
+    snare = [fluid.NoteEvent(0.1, 0.6, 38, 110)]
+    centroid = {}
+    for s in (0, 3):
+        audio = fluid.render_part(snare, program=0, is_drum=True, soundfont=font, seconds=1.0, timbre_shift=s)
+        spec = np.abs(np.fft.rfft(audio[0])) ** 2
+        freqs = np.fft.rfftfreq(audio.shape[1], 1 / 44100)
+        centroid[s] = float((spec * freqs).sum() / spec.sum())
+    assert centroid[3] / centroid[0] == pytest.approx(2 ** (-3 / 12), rel=0.05), centroid
+
+
+def test_timbre_share_leaves_other_draws_and_keeps_the_sum(renderers: None) -> None:
+    plain, meta = render_song(3, "train", seconds=2.0)
+    again, _ = render_song(3, "train", seconds=2.0, timbre=0.0)
+    np.testing.assert_array_equal(plain["mixture"], again["mixture"])
+    a, meta_a = render_song(3, "train", seconds=2.0, timbre=1.0)
+    b, _ = render_song(3, "train", seconds=2.0, timbre=1.0)
+    np.testing.assert_array_equal(a["mixture"], b["mixture"])
+    total = np.sum([a[s].astype(np.float64) for s in STEMS], axis=0)
+    assert np.abs(a["mixture"] - total).max() < 1e-6
+    assert meta_a["timbre"] == 1.0 and all(p["timbre_shift"] != 0 for p in meta_a["parts"])
+    # the same parts, programs, soundfonts and mix; only the timbres moved
+    strip = [{k: v for k, v in p.items() if k != "timbre_shift"} for p in meta_a["parts"]]
+    assert strip == meta["parts"] and meta_a["mix"] == meta["mix"]
+    assert np.abs(a["mixture"] - plain["mixture"]).max() > 1e-3
+    with pytest.raises(ValueError, match="held-out test split"):
+        render_song(2_000_000, "test", seconds=1.0, timbre=0.5)
