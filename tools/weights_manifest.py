@@ -105,6 +105,7 @@ def main() -> int:
                 "anchors": ckpt.get("anchors"),
                 "data_seed": ckpt.get("data_seed"),
                 "train_items": ckpt.get("train_items"),
+                "train_timbre": ckpt.get("train_timbre", 0.0),
                 "wall_time_s": ckpt.get("wall_time_s"),
                 "valid_si_snr_db": ckpt.get("valid_si_snr"),
                 "versions": ckpt.get("versions"),
@@ -144,13 +145,16 @@ def main() -> int:
 def _steps(e: dict[str, Any]) -> str:
     """Training steps; a fine-tuned checkpoint (``rtsep train --init``) shows ``start+fine-tune``, one
     started from another architecture's layers (``--transfer``) names it and its steps, and a
-    re-anchored clustering separator (``tools/reanchor.py``) says so."""
+    re-anchored clustering separator (``tools/reanchor.py``) says so, and so does a last stage on
+    timbre-shifted songs (``rtsep data --timbre``)."""
     init = e.get("init_steps")
     steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
     if e.get("transfer_arch"):
         steps += f" from {e['transfer_arch']} ({e['transfer_steps']})"
     if e.get("anchors"):
         steps += ", re-anchored"
+    if e.get("train_timbre"):
+        steps += f", last {e['steps'] - (init or 0)} on timbre-shifted songs ({e['train_timbre']:g})"
     return steps
 
 

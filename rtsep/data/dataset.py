@@ -50,6 +50,15 @@ def find_items(root: Path | str, sources: tuple[str, ...]) -> list[Path]:
     return items
 
 
+def timbre_share(items: list[Path]) -> float:
+    """The timbre-shift share the songs were rendered with (``rtsep data --timbre``): the mean over items.
+
+    Items without the key (unshifted songs, speech mixtures) count as 0.
+    """
+    shares = [float(json.loads((Path(i) / "meta.json").read_text()).get("timbre", 0.0)) for i in items]
+    return round(sum(shares) / len(shares), 4) if shares else 0.0
+
+
 class SegmentReader:
     """Reads aligned ``(sources, channels, time)`` segments from item folders, converted to ``spec``."""
 

@@ -22,7 +22,14 @@ import torch
 from torch import Tensor
 
 from rtsep import models
-from rtsep.data.dataset import SegmentReader, SegmentSpec, TrainSampler, find_items, fixed_segments
+from rtsep.data.dataset import (
+    SegmentReader,
+    SegmentSpec,
+    TrainSampler,
+    find_items,
+    fixed_segments,
+    timbre_share,
+)
 from rtsep.train.losses import Objective, objective_for, si_snr, stem_centroids
 
 
@@ -121,6 +128,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     train_reader = SegmentReader(find_items(_data_root(cfg, cfg.train_split), spec.sources), spec)
     valid_reader = SegmentReader(find_items(_data_root(cfg, cfg.valid_split), spec.sources), spec)
     sampler = TrainSampler(train_reader, cfg.segment, seed=cfg.seed)
+    train_timbre = timbre_share(train_reader.items)
     v_mix, v_tgt = fixed_segments(valid_reader, cfg.segment, cfg.valid_per_item)
     v_mix, v_tgt = v_mix.to(device), v_tgt.to(device)
     anchors = None
@@ -237,6 +245,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                         selected_by=cfg.select,
                         loss=objective.name,
                         train_items=len(train_reader),
+                        train_timbre=train_timbre,
                         segment_s=cfg.segment,
                         batch=cfg.batch,
                     )

@@ -127,3 +127,17 @@ def test_timbre_share_leaves_other_draws_and_keeps_the_sum(renderers: None) -> N
     assert np.abs(a["mixture"] - plain["mixture"]).max() > 1e-3
     with pytest.raises(ValueError, match="held-out test split"):
         render_song(2_000_000, "test", seconds=1.0, timbre=0.5)
+
+
+def test_timbre_share_of_training_items(tmp_path: Path) -> None:
+    # what rtsep train records in a checkpoint (and the weights manifest shows) about its songs
+    from rtsep.data.dataset import timbre_share
+
+    items = []
+    for i, meta in enumerate(({"timbre": 0.6}, {"timbre": 0.6}, {}, {"timbre": 0.2})):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "meta.json").write_text(json.dumps({"seed": i, **meta}))
+        items.append(tmp_path / str(i))
+    assert timbre_share(items[:2]) == 0.6
+    assert timbre_share(items) == pytest.approx(0.35)
+    assert timbre_share(items[2:3]) == 0.0 and timbre_share([]) == 0.0

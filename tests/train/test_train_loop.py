@@ -55,6 +55,7 @@ def test_loss_decreases_and_checkpoint_loads(tiny_cfg: TrainConfig) -> None:
         and ckpt["steps"] in (10, 20, 30)
         and ckpt["best_valid_loss"] == result["best_valid_loss"]
     )
+    assert ckpt["train_timbre"] == 0.0  # the tiny songs are not timbre-shifted
     assert model.config["n_filters"] == 16
 
 
