@@ -43,6 +43,8 @@ def find_soundfonts() -> list[Soundfont]:
 
     pretty_midi's bundled ``TimGM6mb.sf2`` and Debian's ``timgm6mb-soundfont`` are one family; the
     first copy found (pretty_midi's) is kept. Symlinks such as ``default-GM.sf2`` are resolved.
+    Soundfonts that are not General MIDI sets (:func:`is_general_midi`), such as a drum-kit-only
+    soundfont, are left out: a part would get whatever their program 0 is.
     """
     candidates: list[Path] = []
     spec = importlib.util.find_spec("pretty_midi")
@@ -58,9 +60,62 @@ def find_soundfonts() -> list[Soundfont]:
         if real in seen or not real.is_file():
             continue
         seen.add(real)
+        if not is_general_midi(real):
+            continue
         family = _family(real.stem)
         by_family.setdefault(family, Soundfont(family, real))
     return [by_family[k] for k in sorted(by_family)]
+
+
+def soundfont_presets(path: Path) -> list[tuple[int, int, str]]:
+    """``(bank, program, name)`` of every preset of an SF2/SF3 file, read from its ``phdr`` chunk.
+
+    Raises:
+        ValueError: the file is not a RIFF ``sfbk`` soundfont or has no preset headers.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+            raise ValueError(f"{path} is not an SF2/SF3 soundfont (no RIFF sfbk header)")
+        while True:
+            chunk = f.read(12)
+            if len(chunk) < 12:
+                break
+            size = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] != b"LIST" or chunk[8:12] != b"pdta":
+                f.seek(size - 4, 1)
+                if size & 1 and f.read(1) == b"L":  # no pad byte (some SF3 converters write none)
+                    f.seek(-1, 1)
+                continue
+            end = f.tell() + size - 4
+            while f.tell() < end:
+                sub = f.read(8)
+                sub_size = int.from_bytes(sub[4:8], "little")
+                if sub[:4] != b"phdr":
+                    f.seek(sub_size + (sub_size & 1), 1)
+                    continue
+                data = f.read(sub_size)
+                records = [data[i : i + 38] for i in range(0, len(data) - 38 + 1, 38)][:-1]  # last: EOP
+                return [
+                    (
+                        int.from_bytes(r[22:24], "little"),
+                        int.from_bytes(r[20:22], "little"),
+                        r[:20].split(b"\0", 1)[0].decode("latin-1"),
+                    )
+                    for r in records
+                ]
+    raise ValueError(f"{path} has no preset headers (pdta/phdr chunk)")
+
+
+def is_general_midi(path: Path) -> bool:
+    """Whether a soundfont can render our General MIDI parts: a melodic set (at least 64 programs in
+    bank 0) and a drum kit (bank 128). Unreadable files count as not."""
+    try:
+        presets = soundfont_presets(path)
+    except (OSError, ValueError):
+        return False
+    melodic = {program for bank, program, _ in presets if bank == 0}
+    return len(melodic) >= 64 and any(bank == 128 for bank, _, _ in presets)
 
 
 # Soundfonts that share their samples are one family. csound's ``sf_GMbank`` (Debian

@@ -34,13 +34,55 @@ def test_heldout_soundfont_only_in_test() -> None:
     assert {f.family for f in soundfonts_for_split("test")} == {HELDOUT_FAMILY}
 
 
+def _chunk(tag: bytes, body: bytes, pad: bool = True) -> bytes:
+    return tag + len(body).to_bytes(4, "little") + body + (b"\0" if pad and len(body) % 2 else b"")
+
+
+def _fake_soundfont(path: Path, presets: list[tuple[int, int]], pad: bool = True) -> None:
+    """An SF2 skeleton with these ``(bank, program)`` presets (and a 3-byte sample chunk, padded or not)."""
+    phdr = b"".join(
+        f"p{bank}-{prog}".encode().ljust(20, b"\0") + prog.to_bytes(2, "little") + bank.to_bytes(2, "little")
+        + bytes(14)
+        for bank, prog in [*presets, (0, 0)]  # the last record is the terminal "EOP"
+    )  # fmt: skip
+    body = (
+        b"sfbk"
+        + _chunk(b"LIST", b"INFO" + _chunk(b"INAM", b"fake\0\0"))
+        + _chunk(b"LIST", b"sdta" + _chunk(b"smpl", b"abc"), pad=pad)
+        + _chunk(b"LIST", b"pdta" + _chunk(b"phdr", phdr))
+    )
+    path.write_bytes(_chunk(b"RIFF", body))
+
+
+GM = [(0, p) for p in range(128)] + [(128, 0)]
+
+
+def test_only_general_midi_soundfonts_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a drum-kit-only soundfont (kits on bank 0, as avldrums ships them, or on bank 128 alone) would
+    # give every melodic part a drum kit: it is left out; a GM set is read through an unpadded odd chunk
+    _fake_soundfont(tmp_path / "FluidR3_GM.sf2", GM, pad=False)
+    _fake_soundfont(tmp_path / "kits_bank0.sf2", [(0, 0), (0, 1), (0, 8)])
+    _fake_soundfont(tmp_path / "kits_bank128.sf2", [(128, 0), (128, 8)])
+    (tmp_path / "broken.sf2").write_bytes(b"RIFF")
+    monkeypatch.setattr(fluid, "SYSTEM_SOUNDFONT_DIRS", (tmp_path,))
+    monkeypatch.setattr(fluid.importlib.util, "find_spec", lambda name: None)
+    assert fluid.soundfont_presets(tmp_path / "kits_bank0.sf2") == [
+        (0, 0, "p0-0"),
+        (0, 1, "p0-1"),
+        (0, 8, "p0-8"),
+    ]
+    assert [f.path.name for f in find_soundfonts()] == ["FluidR3_GM.sf2"]
+    with pytest.raises(ValueError, match="not an SF2/SF3"):
+        fluid.soundfont_presets(tmp_path / "broken.sf2")
+
+
 def test_soundfonts_sharing_heldout_samples_are_held_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # csound's sf_GMbank holds TimGM6mb's samples: it must never reach training, and one copy of a
     # family is kept (the first found), so it cannot add a second held-out font to the test split
     for name in ("FluidR3_GM.sf2", "TimGM6mb.sf2", "sf_GMbank.sf2", "OPL-3_FM_128M.sf2"):
-        (tmp_path / name).write_bytes(b"RIFF")
+        _fake_soundfont(tmp_path / name, GM)
     monkeypatch.setattr(fluid, "SYSTEM_SOUNDFONT_DIRS", (tmp_path,))
     monkeypatch.setattr(fluid.importlib.util, "find_spec", lambda name: None)
     fonts = {f.family: f.path.name for f in find_soundfonts()}
