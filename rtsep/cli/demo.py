@@ -111,18 +111,20 @@ def run(args: argparse.Namespace) -> int:
     behind = ""
     if live is not None and _fell_behind(live["stats"]):
         st = live["stats"]
-        behind = f"step p50 {st['step_ms']['p50']:.2f} ms, hop {st['hop_ms']:.2f} ms"
-        print(f"      rtsep live could not keep up on this machine ({behind}, "
-              f"{st['degradation']['late_events']} late events): it played the latency-aligned dry input "
-              "while late, so its output is not the model's separation. Scoring the same preset through "
-              "the offline Processor instead (the live latency figures stay below). A busy CPU is the "
-              "usual cause: for a causal TasNet, `hop: 256` under the preset's `model:` halves the model "
-              "calls for one more hop (2.9 ms) of latency.", flush=True)  # fmt: skip
+        late = int(st["degradation"]["late_events"])
+        behind = (f"{late} late model step{'s' if late != 1 else ''}; step p50 {st['step_ms']['p50']:.2f} / "
+                  f"p99 {st['step_ms']['p99']:.2f} ms, hop {st['hop_ms']:.2f} ms")  # fmt: skip
+        print(f"      rtsep live could not keep up on this machine ({behind}): it played the "
+              "latency-aligned dry input while late, so its output is not the model's separation. "
+              "Scoring the same preset through the offline Processor instead (the live latency figures "
+              "stay below). A busy CPU is the usual cause: for a causal TasNet, `hop: 256` under the "
+              "preset's `model:` halves the model calls for one more hop (2.9 ms) of latency.",
+              flush=True)  # fmt: skip
         result = None
     if result is None:
         result = _run_offline(args.preset, mixture, events)
         if behind:
-            result["mode"] = f"offline Processor (live run fell behind: {behind})"
+            result["mode"] = f"offline Processor (live run fell behind: {behind.split(';')[0]})"
 
     rec: np.ndarray = result["recorded"]  # (time, outputs), aligned: rec[t] answers mixture[t]
     routing = presets.routing_table(preset, preset.routing)
