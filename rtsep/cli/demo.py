@@ -112,9 +112,10 @@ def run(args: argparse.Namespace) -> int:
     if live is not None and _fell_behind(live["stats"]):
         st = live["stats"]
         late = int(st["degradation"]["late_events"])
-        behind = (f"{late} late model step{'s' if late != 1 else ''}; step p50 {st['step_ms']['p50']:.2f} / "
-                  f"p99 {st['step_ms']['p99']:.2f} ms, hop {st['hop_ms']:.2f} ms")  # fmt: skip
-        print(f"      rtsep live could not keep up on this machine ({behind}): it played the "
+        behind = f"{late} late model step{'s' if late != 1 else ''}"
+        ms = st["step_ms"]
+        times = f"step p50 {ms['p50']:.2f} / p99 {ms['p99']:.2f} ms, hop {st['hop_ms']:.2f} ms"
+        print(f"      rtsep live could not keep up on this machine ({behind}; {times}): it played the "
               "latency-aligned dry input while late, so its output is not the model's separation. "
               "Scoring the same preset through the offline Processor instead (the live latency figures "
               "stay below). A busy CPU is the usual cause: for a causal TasNet, `hop: 256` under the "
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if result is None:
         result = _run_offline(args.preset, mixture, events)
         if behind:
-            result["mode"] = f"offline Processor (live run fell behind: {behind.split(';')[0]})"
+            result["mode"] = f"offline Processor (live run fell behind: {behind})"
 
     rec: np.ndarray = result["recorded"]  # (time, outputs), aligned: rec[t] answers mixture[t]
     routing = presets.routing_table(preset, preset.routing)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 SAMPLE_RATE = 44100
 SYSTEM_SOUNDFONT_DIRS = (
@@ -279,8 +280,6 @@ def render_part(
         synth.delete()  # type: ignore[attr-defined]
     if not timbre_shift:
         return audio
-    import soxr
-
     audio = soxr.resample(np.ascontiguousarray(audio.T), SAMPLE_RATE, SAMPLE_RATE * ratio, quality="HQ").T
     total = round(seconds * SAMPLE_RATE)
     out = np.zeros((2, total), np.float32)
