@@ -38,8 +38,9 @@ def add_parser(subparsers: Any) -> None:
         type=float,
         default=0.0,
         metavar="SHARE",
-        help="share of instrument parts whose timbre is shifted 1-4 semitones (pitch kept), so that each "
-        "soundfont sounds like several; songs only, not for --split test (default 0)",
+        help="share of instrument parts played from the samples 1-4 keys away and resampled back to "
+        "their pitch (drums re-tuned), so that each soundfont sounds like several; songs only, not for "
+        "--split test (default 0)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_data)

@@ -252,12 +252,16 @@ def render_part(
         seconds: length of the output.
         pan: MIDI pan 0 (left) - 127 (right).
         expression: MIDI CC 11.
-        timbre_shift: semitones by which the instrument's spectrum (its formants, body resonances and
-            envelopes) moves down (negative: up), making a soundfont sound like a different instrument of
-            the same kind. Melodic parts keep their pitch: the notes are played ``timbre_shift``
-            semitones higher on a timeline compressed by ``r = 2 ** (timbre_shift / 12)``, and the
-            render is then stretched by ``r`` (soxr), which lowers every frequency by ``r``. Drum parts
-            cannot be re-keyed (the key picks the drum), so their kit comes out re-tuned by as much.
+        timbre_shift: semitones ``N`` to play each note from another part of the instrument, making a
+            soundfont sound like a different instrument of the same kind. The notes are keyed ``N``
+            semitones higher on a timeline compressed by ``r = 2 ** (N / 12)``, and the render is then
+            stretched by ``r`` (soxr), which lowers every frequency by ``r``: pitch and timing are kept,
+            each note sounds from the sample the soundfont maps to the key ``N`` higher, transposed to the
+            note's pitch (where that is another sample than the note's own, its formants and body
+            resonances sit that much off their natural place), and envelopes and vibrato are stretched
+            by ``r``. A soundfont with one sample per instrument gains only the stretched envelopes.
+            Drum parts cannot be re-keyed (the key picks the drum): their kit comes out re-tuned ``N``
+            semitones down.
 
     Returns:
         ``(2, round(seconds * 44100))`` float32 stereo at 44.1 kHz.

@@ -121,7 +121,8 @@ def _peak_hz(x: np.ndarray, rate: int = 44100) -> float:
 
 def test_timbre_shift_keeps_pitch_and_timing_and_moves_the_spectrum(renderers: None) -> None:
     # Acoustic grand piano, middle C from 0.5 s to 2.5 s: the shifted renders play the same note at the
-    # same time, with other harmonic strengths (another sample, resampled: its formants moved)
+    # same time; at least one of them sounds from another sample of the piano, transposed (other
+    # harmonic strengths). TimGM6mb's piano holds one sample across +3 (1.3 dB), FluidR3's does not.
     notes = [fluid.NoteEvent(0.5, 2.5, 60, 100)]
     font = next(f.path for f in soundfonts_for_split("train"))
     body = slice(round(0.6 * 44100), round(0.6 * 44100) + 32768)
@@ -139,8 +140,7 @@ def test_timbre_shift_keeps_pitch_and_timing_and_moves_the_spectrum(renderers: N
         harmonics[s] = 20 * np.log10(
             [spec[b - 3 : b + 4].max() / spec[bins[0] - 3 : bins[0] + 4].max() for b in bins]
         )
-    for s in (3, -3):
-        assert np.abs(harmonics[s] - harmonics[0]).max() > 3.0, (s, harmonics)
+    assert max(np.abs(harmonics[s] - harmonics[0]).max() for s in (3, -3)) > 3.0, harmonics
     # A drum keeps its key (the key picks the drum), so its whole spectrum moves: +3 semitones lowers
     # the spectral centroid of the snare by 2 ** (3 / 12)
     snare = [fluid.NoteEvent(0.1, 0.6, 38, 110)]
