@@ -10,6 +10,7 @@ adds dither whose sequence depends on render order, which would break determinis
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,15 @@ def soundfont_presets(path: Path) -> list[tuple[int, int, str]]:
 def is_general_midi(path: Path) -> bool:
     """Whether a soundfont can render our General MIDI parts: a melodic set (at least 64 programs in
     bank 0) and a drum kit (bank 128). Unreadable files count as not."""
+    try:
+        return _is_general_midi(path, path.stat().st_mtime_ns)
+    except OSError:
+        return False
+
+
+@functools.lru_cache(maxsize=64)
+def _is_general_midi(path: Path, mtime_ns: int) -> bool:
+    # every rendered song looks the soundfonts up again; their headers are read once per file version
     try:
         presets = soundfont_presets(path)
     except (OSError, ValueError):
