@@ -64,6 +64,14 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--batch", type=int, default=4)
     t.add_argument("--segment", type=float, default=1.0, help="seconds per training example")
+    t.add_argument(
+        "--sign-flip",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability that a training example (mixture and stems) is negated: teaches polarity "
+        "invariance to models that lack it (Conv-TasNet's ReLU encoder); default 0",
+    )
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--valid-every", type=int, default=50)
     t.add_argument(
@@ -200,6 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch=args.batch,
         segment=args.segment,
+        sign_flip=args.sign_flip,
         lr=args.lr,
         valid_every=args.valid_every,
         seed=args.seed,

@@ -2,8 +2,8 @@
 
 Segments are read straight from the WAV files (``soundfile`` partial reads), converted to the model's
 sample rate and channel count, and, for training, remixed: each stem gets a random gain and channel
-swap, and with some probability comes from another song. The mixture of a segment is always the sum
-of its stems, so the targets stay exact.
+swap, and with some probability comes from another song; optionally a whole example flips polarity.
+The mixture of a segment is always the sum of its stems, so the targets stay exact.
 """
 
 from __future__ import annotations
@@ -121,16 +121,27 @@ class TrainSampler:
         seed: seeds the sampler's generator (its state is saved for resuming).
         remix: probability that a stem comes from another random song.
         gain_db: each stem's gain is drawn in ``±gain_db`` dB.
+        sign_flip: probability that an example (mixture and stems together) is negated. A model with a
+            ReLU encoder or a magnitude-free front end is not polarity-invariant: a trained Conv-TasNet
+            scored 0.13 dB better on the held-out songs when its outputs for ``x`` and ``-x`` were
+            averaged, i.e. it had not learnt that the two are the same music.
     """
 
     def __init__(
-        self, reader: SegmentReader, segment: float, seed: int, remix: float = 0.3, gain_db: float = 3.0
+        self,
+        reader: SegmentReader,
+        segment: float,
+        seed: int,
+        remix: float = 0.3,
+        gain_db: float = 3.0,
+        sign_flip: float = 0.0,
     ) -> None:
         self.reader = reader
         self.segment = segment
         self.rng = np.random.default_rng(seed)
         self.remix = remix
         self.gain_db = gain_db
+        self.sign_flip = sign_flip
 
     def _offset(self, index: int) -> float:
         return float(self.rng.uniform(0, max(0.0, self.reader.seconds(index) - self.segment)))
@@ -149,6 +160,8 @@ class TrainSampler:
                 stems[s] *= np.float32(10 ** (self.rng.uniform(-self.gain_db, self.gain_db) / 20))
                 if spec.channels == 2 and self.rng.random() < 0.5:
                     stems[s] = stems[s][::-1].copy()
+            if self.sign_flip > 0 and self.rng.random() < self.sign_flip:
+                stems = -stems
             targets.append(stems)
         y = torch.from_numpy(np.stack(targets))
         return y.sum(dim=1), y

@@ -50,6 +50,7 @@ class TrainConfig:
     steps: int = 1000
     batch: int = 4
     segment: float = 1.0
+    sign_flip: float = 0.0  # probability that a training example is negated (TrainSampler)
     lr: float = 1e-3
     warmup: int = 50
     clip: float = 5.0
@@ -127,7 +128,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     spec = SegmentSpec(tuple(model.sources), model.sample_rate, model.channels)
     train_reader = SegmentReader(find_items(_data_root(cfg, cfg.train_split), spec.sources), spec)
     valid_reader = SegmentReader(find_items(_data_root(cfg, cfg.valid_split), spec.sources), spec)
-    sampler = TrainSampler(train_reader, cfg.segment, seed=cfg.seed)
+    sampler = TrainSampler(train_reader, cfg.segment, seed=cfg.seed, sign_flip=cfg.sign_flip)
     train_timbre = timbre_share(train_reader.items)
     v_mix, v_tgt = fixed_segments(valid_reader, cfg.segment, cfg.valid_per_item)
     v_mix, v_tgt = v_mix.to(device), v_tgt.to(device)
@@ -247,6 +248,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                         train_items=len(train_reader),
                         train_timbre=train_timbre,
                         segment_s=cfg.segment,
+                        sign_flip=cfg.sign_flip,
                         batch=cfg.batch,
                     )
                 _write_log(out, rows)

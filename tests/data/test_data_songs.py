@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from rtsep.data import STEMS, check_sum, fluid, render_song, song_seed
 from rtsep.data.compose import HELDOUT_VOICE, compose
@@ -183,3 +184,21 @@ def test_timbre_share_of_training_items(tmp_path: Path) -> None:
     assert timbre_share(items[:2]) == 0.6
     assert timbre_share(items) == pytest.approx(0.35)
     assert timbre_share(items[2:3]) == 0.0 and timbre_share([]) == 0.0
+
+
+def test_sign_flip_negates_whole_examples(tiny_songs: Path) -> None:
+    from rtsep.data.dataset import SegmentReader, SegmentSpec, TrainSampler, find_items
+
+    reader = SegmentReader(find_items(tiny_songs / "test", STEMS), SegmentSpec(STEMS, 44100, 2))
+    mix0, y0 = TrainSampler(reader, 0.5, seed=7).batch(1)
+    mix1, y1 = TrainSampler(reader, 0.5, seed=7, sign_flip=1.0).batch(1)
+    assert float(y0.abs().max()) > 0
+    # the flip is drawn after the example is built: same segment, same gains, opposite polarity
+    np.testing.assert_array_equal(y1.numpy(), -y0.numpy())
+    np.testing.assert_array_equal(mix1.numpy(), -mix0.numpy())
+    signs = set()
+    for seed in range(8):  # with P = 0.5, some examples flip and some do not
+        plain = TrainSampler(reader, 0.5, seed=seed).batch(1)[1]
+        maybe = TrainSampler(reader, 0.5, seed=seed, sign_flip=0.5).batch(1)[1]
+        signs.add(1 if torch.equal(maybe, plain) else -1 if torch.equal(maybe, -plain) else 0)
+    assert signs == {1, -1}
