@@ -51,6 +51,9 @@ class BenchConfig:
     graph: tuple[bool, ...] = (False,)
     seed: int = 0
     onednn: bool | None = None  # None: each model's preferred setting (models.prefers_onednn)
+    # hyperparameters set on every selected model (``rtsep bench --set KEY=VALUE``), e.g.
+    # {"polarity_ensemble": True} to time the shipped Conv-TasNet as it runs
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -165,7 +168,7 @@ def bench_one(
 ) -> BenchRow:
     """Measure one selection. Errors are recorded in the row, not raised."""
     torch.manual_seed(config.seed)
-    overrides: dict[str, Any] = {} if hop is None else {"hop": hop}
+    overrides: dict[str, Any] = {**config.overrides, **({} if hop is None else {"hop": hop})}
     model = models.build(name, variant=variant, size=config.size, **overrides).eval()
     onednn = models.prefers_onednn(model) if config.onednn is None else config.onednn
     torch.backends.mkldnn.enabled = onednn
@@ -178,7 +181,7 @@ def bench_one(
     p50, p99, mx = _percentiles(times)
     hop_s = model.hop / model.sample_rate
     row = BenchRow(
-        extra={"onednn": onednn},
+        extra={"onednn": onednn, **({"set": dict(config.overrides)} if config.overrides else {})},
         arch=name,
         variant=variant,
         size=config.size,

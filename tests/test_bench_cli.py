@@ -34,3 +34,14 @@ def test_bench_writes_json_markdown_and_png(tmp_path: Path) -> None:
 def test_bench_rejects_unknown_architecture(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["bench", "--arch", "nope", "--out", str(tmp_path)]) == 1
     assert "available:" in capsys.readouterr().err
+
+
+def test_bench_set_reaches_the_model_and_the_report(tmp_path: Path) -> None:
+    rc = main(
+        ["bench", "--arch", "tasnet,unet", "--variant", "causal", "--set", "polarity_ensemble=true",
+         "--repeats", "5", "--warmup", "1", "--max-seconds", "1", "--out", str(tmp_path)]
+    )  # fmt: skip
+    rows = {r["arch"]: r for r in json.loads((tmp_path / "bench.json").read_text())["rows"]}
+    assert rc == 1  # a key one of the selected models does not have is an error in its row
+    assert not rows["tasnet"]["error"] and rows["tasnet"]["extra"]["set"] == {"polarity_ensemble": True}
+    assert "polarity_ensemble" in rows["unet"]["error"]

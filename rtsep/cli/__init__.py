@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rtsep import __version__
 
@@ -24,6 +26,20 @@ SUBCOMMAND_MODULES = (
     "rtsep.cli.data",
     "rtsep.cli.models",
 )
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` (``--set``, repeatable) -> ``{KEY: JSON value, or the string}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:

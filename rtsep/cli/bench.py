@@ -72,6 +72,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default="auto",
         help="PyTorch's oneDNN CPU backend: auto (default) uses each model's measured preference",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a hyperparameter of every selected model (JSON value), repeatable: --set "
+        "polarity_ensemble=true times a waveform model as the shipped Conv-TasNet runs",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--peers",
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rtsep import bench, models
+    from rtsep.cli import parse_overrides
 
     names = models.available() if args.arch == "all" else [a.strip() for a in args.arch.split(",") if a]
     unknown = [n for n in names if n not in models.available()]
@@ -106,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         archs=tuple(names), variants=tuple(args.variant), size=args.size, device=args.device,
         streams=tuple(args.streams), hops=tuple(args.blocksize), threads=args.threads, warmup=args.warmup,
         repeats=args.repeats, max_seconds=args.max_seconds, simulate_s=args.simulate, graph=graph,
-        seed=args.seed, onednn=_ONEDNN[args.onednn],
+        seed=args.seed, onednn=_ONEDNN[args.onednn], overrides=parse_overrides(args.set),
     )  # fmt: skip
     console = Console()
     total = len(bench.selections(config))

@@ -12,7 +12,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -181,21 +180,9 @@ def run_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def run_train(args: argparse.Namespace) -> int:
     """Build a :class:`~rtsep.train.TrainConfig` from the arguments and train."""
+    from rtsep.cli import parse_overrides
     from rtsep.train import TrainConfig, train
 
     name = f"{args.arch}-{args.variant}-{args.size}"
@@ -203,7 +190,7 @@ def run_train(args: argparse.Namespace) -> int:
         arch=args.arch,
         variant=args.variant,
         size=args.size,
-        overrides=_overrides(args.set),
+        overrides=parse_overrides(args.set),
         data=args.data,
         steps=args.steps,
         batch=args.batch,

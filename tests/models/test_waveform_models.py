@@ -103,6 +103,25 @@ def test_equivalence_mono_stereo(arch: str, variant: str, channels: int) -> None
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("arch", ARCHS)
+def test_polarity_ensemble(arch: str, variant: str) -> None:
+    """``polarity_ensemble``: the mean of ``f(x)`` and ``-f(-x)`` from the same weights, streamed within
+    the law at the same latency; the ensemble is odd in the mixture (``g(-x) = -g(x)``)."""
+    plain = _build(arch, variant, channels=2, **SHRINK[arch])
+    both = _build(arch, variant, channels=2, polarity_ensemble=True, **SHRINK[arch])
+    assert not plain.polarity_ensemble and both.polarity_ensemble
+    assert both.latency == plain.latency and both.hop == plain.hop
+    mix = _signals(2, 0.5, plain.sample_rate)
+    with torch.inference_mode():
+        expected = (plain(mix) - plain(-mix)) / 2
+        got, got_neg = both(mix), both(-mix)
+    assert (plain(mix) - expected).abs().max().item() > 1e-4, "the model is already polarity-invariant"
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got_neg, -got, atol=1e-6, rtol=0)
+    _check_equivalence(both, mix)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("arch", ARCHS)
 def test_impulse_delay_equals_latency(arch: str, variant: str) -> None:
     """The shift that best aligns streamed and offline output is exactly ``latency``."""
     model = _build(arch, variant, channels=1, **SHRINK[arch])

@@ -1,0 +1,52 @@
+"""Switch a waveform checkpoint's polarity ensemble on or off without retraining it.
+
+With ``polarity_ensemble`` on, each model call runs the network on ``x`` and ``-x`` as one batch of
+two and returns ``(f(x) - f(-x)) / 2`` (:data:`rtsep.models.waveform.WAVEFORM_DEFAULTS`): a test-time
+ensemble that costs a batch of two per step and leaves the latency as it was. The weights, the
+training metadata and the evaluation figures' provenance are kept; re-run ``rtsep eval``, ``rtsep
+bench`` and ``tools/weights_manifest.py`` afterwards.
+
+Usage: ``.venv/bin/python tools/polarity_ensemble.py weights/convtasnet-causal-live.pt [--off]``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from rtsep import models
+
+WAVEFORM_ARCHS = ("tasnet", "convtasnet", "wave_unet", "demucs")
+
+
+def set_polarity(path: str, on: bool, out: str | None = None) -> dict:
+    """Rewrite ``path`` (or write ``out``) with ``config["polarity_ensemble"] = on``; return the config."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("arch") not in WAVEFORM_ARCHS:
+        raise SystemExit(
+            f"{path}: {ckpt.get('arch')!r} is not a waveform separator ({', '.join(WAVEFORM_ARCHS)})"
+        )
+    ckpt["config"] = {**ckpt["config"], "polarity_ensemble": bool(on)}
+    model = models.build(ckpt["arch"], variant=ckpt["variant"], size=ckpt["size"], **ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])  # the same weights fit: nothing else changed
+    Path(out or path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, out or path)
+    return dict(ckpt["config"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("weights", help="waveform checkpoint (rewritten in place unless --out)")
+    parser.add_argument("--off", action="store_true", help="switch the ensemble off (default: on)")
+    parser.add_argument("--out", default=None, help="write here instead of in place")
+    args = parser.parse_args()
+    config = set_polarity(args.weights, not args.off, args.out)
+    print(f"{args.out or args.weights}: polarity_ensemble={config['polarity_ensemble']}")
+
+
+if __name__ == "__main__":
+    main()
