@@ -39,6 +39,7 @@ class EvalOptions:
     stream_seconds: float = 4.0
     sdr: bool = True
     threads: int = 1
+    inverted: bool = False  # also score -model(-mix): polarity robustness
 
 
 def si_sdr(estimates: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -283,6 +284,9 @@ def evaluate_cli(weights: str | None, baseline: bool, opts: EvalOptions, out: st
         t0 = time.perf_counter()
         results[name] = evaluate_separator(model_separator(model), reader, opts.sdr)
         results[name]["seconds"] = time.perf_counter() - t0
+        if opts.inverted:
+            forward = model_separator(model)
+            results[f"{name} (inverted input)"] = evaluate_separator(lambda m: -forward(-m), reader, opts.sdr)
         if opts.stream_songs > 0:
             stream_info = stream_agreement(model, reader, opts.stream_songs, opts.stream_seconds)
     if baseline:

@@ -135,6 +135,13 @@ def add_parser(subparsers: Any) -> None:
     )
     e.add_argument("--stream-seconds", type=float, default=4.0, help="seconds per song streamed (default 4)")
     e.add_argument("--no-sdr", action="store_true", help="skip bss_eval SDR (SI-SDR only; faster)")
+    e.add_argument(
+        "--inverted",
+        action="store_true",
+        help="also score the model on the polarity-inverted mixture (its output inverted back): a "
+        "waveform model that learnt the soundfonts' sample polarity loses dB when a console or a "
+        "microphone flips the input",
+    )
     e.add_argument("--out", default=None, help="report folder (default runs/eval-NAME)")
     e.add_argument("--threads", type=int, default=1)
     e.set_defaults(func=run_eval)
@@ -240,6 +247,7 @@ def run_eval(args: argparse.Namespace) -> int:
         stream_seconds=args.stream_seconds,
         sdr=not args.no_sdr,
         threads=args.threads,
+        inverted=args.inverted,
     )
     print(evaluate_cli(args.weights, args.baseline, opts, args.out))
     return 0
