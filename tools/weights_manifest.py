@@ -48,7 +48,10 @@ def _eval(name: str, prefix: str = "eval") -> dict[str, Any] | None:
     for who, res in data.items():
         per = res["per_song"]
         stems = list(per[0]["si_sdri"])
-        out["baseline" if who == "baseline" else "model"] = {
+        role = (
+            "baseline" if who == "baseline" else "inverted" if who.endswith("(inverted input)") else "model"
+        )
+        out[role] = {
             "songs": len(per),
             "si_sdri_db": {s: float(np.mean([p["si_sdri"][s] for p in per])) for s in stems},
         }
@@ -106,6 +109,7 @@ def main() -> int:
                 "data_seed": ckpt.get("data_seed"),
                 "train_items": ckpt.get("train_items"),
                 "train_timbre": ckpt.get("train_timbre", 0.0),
+                "sign_flip": ckpt.get("sign_flip", 0.0),
                 "wall_time_s": ckpt.get("wall_time_s"),
                 "valid_si_snr_db": ckpt.get("valid_si_snr"),
                 "versions": ckpt.get("versions"),
@@ -146,7 +150,7 @@ def _steps(e: dict[str, Any]) -> str:
     """Training steps; a fine-tuned checkpoint (``rtsep train --init``) shows ``start+fine-tune``, one
     started from another architecture's layers (``--transfer``) names it and its steps, and a
     re-anchored clustering separator (``tools/reanchor.py``) says so, and so does a last stage on
-    timbre-shifted songs (``rtsep data --timbre``)."""
+    timbre-shifted songs (``rtsep data --timbre``), with polarity flips (``rtsep train --sign-flip``)."""
     init = e.get("init_steps")
     steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
     if e.get("transfer_arch"):
@@ -155,6 +159,8 @@ def _steps(e: dict[str, Any]) -> str:
         steps += ", re-anchored"
     if e.get("train_timbre"):
         steps += f", last {e['steps'] - (init or 0)} on timbre-shifted songs ({e['train_timbre']:g})"
+    if e.get("sign_flip"):
+        steps += f", with polarity flips ({e['sign_flip']:g})"
     return steps
 
 
@@ -168,7 +174,7 @@ def _valid_figures() -> dict[str, float]:
     for path in sorted((ROOT / "runs").glob("evalvalid-*/results.json")):
         name = path.parent.name[len("evalvalid-") :]
         for who, fig in (_eval(name, "evalvalid") or {}).items():
-            if who != "stream_max_diff_db":
+            if who in ("model", "baseline"):
                 out["baseline" if who == "baseline" else name] = fig["mean_si_sdri_db"]
     return out
 
@@ -257,6 +263,24 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
             value = fig["si_sdri_db"]
             if name in test:
                 lines.append(f"| {name} | {value:+.2f} | {test[name]:+.2f} | {test[name] - value:+.2f} |")
+    inverted = {e["file"][: -len(".pt")]: _eval(e["file"][: -len(".pt")], "evalinv") for e, _ in scored}
+    inverted = {k: v for k, v in inverted.items() if v and "inverted" in v}
+    if inverted:
+        lines += [
+            "",
+            "## Polarity: the same songs with the mixture inverted",
+            "",
+            "`rtsep eval --inverted --no-sdr` also scores `-f(-mix)`, the separation of the inverted",
+            "mixture inverted back, as when a console's polarity switch or a rewired microphone flips the",
+            "input. The spectral models are exactly odd in the mixture (their masks come from magnitudes),",
+            "so only the waveform models are listed. Mean SI-SDRi on the held-out songs (dB):",
+            "",
+            "| model | as rendered | inverted | difference |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, ev in inverted.items():
+            a, b = ev["model"]["mean_si_sdri_db"], ev["inverted"]["mean_si_sdri_db"]
+            lines.append(f"| {name} | {a:+.2f} | {b:+.2f} | {b - a:+.2f} |")
     missing = [a for a in ARCHS if a not in {e["arch"] for e, _ in scored}]
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]
