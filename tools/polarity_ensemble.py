@@ -18,18 +18,15 @@ import torch
 
 from rtsep import models
 
-WAVEFORM_ARCHS = ("tasnet", "convtasnet", "wave_unet", "demucs")
-
 
 def set_polarity(path: str, on: bool, out: str | None = None) -> dict:
     """Rewrite ``path`` (or write ``out``) with ``config["polarity_ensemble"] = on``; return the config."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("arch") not in WAVEFORM_ARCHS:
-        raise SystemExit(
-            f"{path}: {ckpt.get('arch')!r} is not a waveform separator ({', '.join(WAVEFORM_ARCHS)})"
-        )
     ckpt["config"] = {**ckpt["config"], "polarity_ensemble": bool(on)}
-    model = models.build(ckpt["arch"], variant=ckpt["variant"], size=ckpt["size"], **ckpt["config"])
+    try:  # only the waveform separators accept the key; the others' error lists what they accept
+        model = models.build(ckpt["arch"], variant=ckpt["variant"], size=ckpt["size"], **ckpt["config"])
+    except ValueError as exc:
+        raise SystemExit(f"{path}: {exc}") from exc
     model.load_state_dict(ckpt["state_dict"])  # the same weights fit: nothing else changed
     Path(out or path).parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, out or path)

@@ -68,8 +68,8 @@ def add_parser(subparsers: Any) -> None:
         type=float,
         default=0.0,
         metavar="P",
-        help="probability that a training example (mixture and stems) is negated: teaches polarity "
-        "invariance to models that lack it (Conv-TasNet's ReLU encoder); default 0",
+        help="probability that a training example (mixture and stems) is negated: keeps the waveform "
+        "models from learning the soundfonts' sample polarity (see 'rtsep eval --inverted'); default 0",
     )
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--valid-every", type=int, default=50)

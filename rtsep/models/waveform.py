@@ -68,7 +68,8 @@ __all__ = [
 # the mixture (an inverted input gives exactly the inverted output), for a batch of two per step; the
 # law holds and the latency does not change. A waveform model trained without ``--sign-flip`` knows the
 # training soundfonts' sample polarity, so the ensemble helps it on unseen timbres and hurts it on the
-# seen ones (shipped Conv-TasNet: +0.13 dB on the held-out songs, -0.26 dB on the validation songs).
+# seen ones (the Conv-TasNet shipped before the flips: +0.13 dB on the held-out songs, -0.26 dB on the
+# validation songs).
 WAVEFORM_DEFAULTS: dict[str, Any] = {"polarity_ensemble": False}
 
 
