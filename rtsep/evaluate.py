@@ -282,11 +282,12 @@ def evaluate_cli(weights: str | None, baseline: bool, opts: EvalOptions, out: st
         spec = SegmentSpec(sources, model.sample_rate, model.channels)
         reader = SegmentReader(find_items(_data_root(opts), sources)[: opts.songs], spec)
         t0 = time.perf_counter()
-        results[name] = evaluate_separator(model_separator(model), reader, opts.sdr)
+        separate = model_separator(model)
+        results[name] = evaluate_separator(separate, reader, opts.sdr)
         results[name]["seconds"] = time.perf_counter() - t0
         if opts.inverted:
-            forward = model_separator(model)
-            results[f"{name} (inverted input)"] = evaluate_separator(lambda m: -forward(-m), reader, opts.sdr)
+            inverted = evaluate_separator(lambda m: -separate(-m), reader, opts.sdr)
+            results[f"{name} (inverted input)"] = inverted
         if opts.stream_songs > 0:
             stream_info = stream_agreement(model, reader, opts.stream_songs, opts.stream_seconds)
     if baseline:
