@@ -110,6 +110,7 @@ def main() -> int:
                 "train_items": ckpt.get("train_items"),
                 "train_timbre": ckpt.get("train_timbre", 0.0),
                 "sign_flip": ckpt.get("sign_flip", 0.0),
+                "polarity_ensemble": bool(ckpt["config"].get("polarity_ensemble", False)),
                 "wall_time_s": ckpt.get("wall_time_s"),
                 "valid_si_snr_db": ckpt.get("valid_si_snr"),
                 "versions": ckpt.get("versions"),
@@ -150,7 +151,8 @@ def _steps(e: dict[str, Any]) -> str:
     """Training steps; a fine-tuned checkpoint (``rtsep train --init``) shows ``start+fine-tune``, one
     started from another architecture's layers (``--transfer``) names it and its steps, and a
     re-anchored clustering separator (``tools/reanchor.py``) says so, and so does a last stage on
-    timbre-shifted songs (``rtsep data --timbre``), with polarity flips (``rtsep train --sign-flip``)."""
+    timbre-shifted songs (``rtsep data --timbre``), with polarity flips (``rtsep train --sign-flip``),
+    and one that runs the polarity ensemble (``tools/polarity_ensemble.py``)."""
     init = e.get("init_steps")
     steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
     if e.get("transfer_arch"):
@@ -161,6 +163,8 @@ def _steps(e: dict[str, Any]) -> str:
         steps += f", last {e['steps'] - (init or 0)} on timbre-shifted songs ({e['train_timbre']:g})"
     if e.get("sign_flip"):
         steps += f", with polarity flips ({e['sign_flip']:g})"
+    if e.get("polarity_ensemble"):
+        steps += "; runs the polarity ensemble"
     return steps
 
 
@@ -273,14 +277,20 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
             "`rtsep eval --inverted --no-sdr` also scores `-f(-mix)`, the separation of the inverted",
             "mixture inverted back, as when a console's polarity switch or a rewired microphone flips the",
             "input. The spectral models are exactly odd in the mixture (their masks come from magnitudes),",
-            "so only the waveform models are listed. Mean SI-SDRi on the held-out songs (dB):",
+            "so only the waveform models are listed: their network alone (the polarity ensemble off), and",
+            "the shipped checkpoint, which runs the ensemble `(f(x) - f(-x)) / 2` where the manifest says",
+            "so and is then exactly odd (one figure for either polarity, from the tables above). Mean",
+            "SI-SDRi on the held-out songs (dB):",
             "",
-            "| model | as rendered | inverted | difference |",
-            "|---|---:|---:|---:|",
+            "| model | network alone, as rendered | network alone, inverted | difference | shipped |",
+            "|---|---:|---:|---:|---:|",
         ]
+        shipped = {e["file"][: -len(".pt")]: (e, m) for e, m in scored}
         for name, ev in inverted.items():
             a, b = ev["model"]["mean_si_sdri_db"], ev["inverted"]["mean_si_sdri_db"]
-            lines.append(f"| {name} | {a:+.2f} | {b:+.2f} | {b - a:+.2f} |")
+            e, m = shipped[name]
+            ours = f"{m['mean_si_sdri_db']:+.2f} (ensemble)" if e.get("polarity_ensemble") else "as alone"
+            lines.append(f"| {name} | {a:+.2f} | {b:+.2f} | {b - a:+.2f} | {ours} |")
     missing = [a for a in ARCHS if a not in {e["arch"] for e, _ in scored}]
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]
