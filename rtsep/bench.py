@@ -12,7 +12,10 @@ What is measured, for each architecture x variant (and stream count, and hop whe
   steps that finish after their deadline.
 
 Everything is seeded (inputs, weights) and the thread count is fixed, so runs are comparable; the
-machine is not: quote medians measured side by side, never a single run.
+machine is not: quote medians measured side by side, never a single run. The weights are random (they
+do not change the compute), but where ``weights/`` ships a checkpoint for the selection its
+hyperparameters are used (:func:`shipped_config`), so a model is timed as its shipped weights run it
+(the waveform models' polarity ensemble, for one).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import platform
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +56,7 @@ class BenchConfig:
     seed: int = 0
     onednn: bool | None = None  # None: each model's preferred setting (models.prefers_onednn)
     # hyperparameters set on every selected model (``rtsep bench --set KEY=VALUE``), e.g.
-    # {"polarity_ensemble": True} to time the shipped Conv-TasNet as it runs
+    # {"polarity_ensemble": False} to time a shipped waveform model without its polarity ensemble
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -163,12 +167,25 @@ def simulate_realtime(fn: Callable[[], object], hop_s: float, seconds: float) ->
     return steps, misses
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "weights"
+
+
+@cache
+def shipped_config(name: str, variant: str, size: str) -> dict[str, Any]:
+    """The hyperparameters of ``weights/NAME-VARIANT-SIZE.pt``, or ``{}`` when none is shipped."""
+    path = SHIPPED / f"{name}-{variant}-{size}.pt"
+    if not path.is_file():
+        return {}
+    return dict(torch.load(str(path), map_location="cpu", weights_only=True)["config"])
+
+
 def bench_one(
     name: str, variant: str, config: BenchConfig, streams: int, graph: bool, hop: int | None
 ) -> BenchRow:
     """Measure one selection. Errors are recorded in the row, not raised."""
     torch.manual_seed(config.seed)
-    overrides: dict[str, Any] = {**config.overrides, **({} if hop is None else {"hop": hop})}
+    shipped = shipped_config(name, variant, config.size)
+    overrides = {**shipped, **config.overrides, **({} if hop is None else {"hop": hop})}
     model = models.build(name, variant=variant, size=config.size, **overrides).eval()
     onednn = models.prefers_onednn(model) if config.onednn is None else config.onednn
     torch.backends.mkldnn.enabled = onednn
@@ -181,7 +198,11 @@ def bench_one(
     p50, p99, mx = _percentiles(times)
     hop_s = model.hop / model.sample_rate
     row = BenchRow(
-        extra={"onednn": onednn, **({"set": dict(config.overrides)} if config.overrides else {})},
+        extra={
+            "onednn": onednn,
+            "shipped_config": bool(shipped),
+            **({"set": dict(config.overrides)} if config.overrides else {}),
+        },
         arch=name,
         variant=variant,
         size=config.size,
@@ -350,7 +371,8 @@ def write_reports(rows: list[BenchRow], info: dict[str, Any], out_dir: Path) -> 
         f"oneDNN {({None: 'per model', True: 'on', False: 'off'})[info['onednn']]}, "
         f"device {info['config']['device']}, size {info['config']['size']}, "
         f"{info['config']['warmup']} warm-up steps, up to {info['config']['repeats']} timed steps "
-        f"(at most {info['config']['max_seconds']} s each).\n\n"
+        f"(at most {info['config']['max_seconds']} s each); random weights with the shipped "
+        f"checkpoint's hyperparameters where weights/ has one.\n\n"
     )
     paths["md"].write_text(header + markdown_table(rows))
     plot(rows, paths["png"])

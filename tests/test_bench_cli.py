@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from rtsep import bench
+from rtsep.bench import shipped_config
 from rtsep.cli import main
 
 
@@ -45,3 +47,27 @@ def test_bench_set_reaches_the_model_and_the_report(tmp_path: Path) -> None:
     assert rc == 1  # a key one of the selected models does not have is an error in its row
     assert not rows["tasnet"]["error"] and rows["tasnet"]["extra"]["set"] == {"polarity_ensemble": True}
     assert "polarity_ensemble" in rows["unet"]["error"]
+
+
+def test_bench_times_a_model_with_its_shipped_hyperparameters(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # the shipped causal TasNet runs the polarity ensemble; no chunked TasNet is shipped
+    assert shipped_config("tasnet", "causal", "live")["polarity_ensemble"] is True
+    assert shipped_config("tasnet", "chunked", "live") == {}
+    built: list[tuple[str, bool]] = []
+    build = bench.models.build
+
+    def spy(name: str, **kwargs):  # type: ignore[no-untyped-def]
+        model = build(name, **kwargs)
+        built.append((kwargs["variant"], bool(model.config.get("polarity_ensemble"))))
+        return model
+
+    monkeypatch.setattr(bench.models, "build", spy)
+    args = ["bench", "--arch", "tasnet", "--repeats", "5", "--warmup", "1", "--max-seconds", "1"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "a" / "bench.json").read_text())["rows"]}
+    assert rows["causal"]["extra"]["shipped_config"] and not rows["chunked"]["extra"]["shipped_config"]
+    assert "shipped checkpoint's hyperparameters" in (tmp_path / "a" / "bench.md").read_text()
+    # --set wins over the shipped value
+    off = ["--variant", "causal", "--set", "polarity_ensemble=false", "--out", str(tmp_path / "b")]
+    assert main([*args, *off]) == 0
+    assert built == [("causal", True), ("chunked", False), ("causal", False)]

@@ -77,8 +77,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set a hyperparameter of every selected model (JSON value), repeatable: --set "
-        "polarity_ensemble=true times a waveform model as the shipped Conv-TasNet runs",
+        help="set a hyperparameter of every selected model (JSON value), repeatable. Models get "
+        "random weights and the hyperparameters of the checkpoint weights/ ships for them (else "
+        "the architecture's defaults): --set polarity_ensemble=false times a shipped waveform "
+        "model without its polarity ensemble",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

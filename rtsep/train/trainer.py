@@ -304,7 +304,9 @@ def warm_start(model: models.StreamingSeparator, path: str, device: torch.device
     """Load the weights of checkpoint ``path`` into ``model`` (fine-tuning, ``--init``).
 
     The checkpoint must hold the same architecture, variant and size; returns its ``steps`` and
-    ``wall_time_s`` so that the new checkpoint reports the total training that went into it.
+    ``wall_time_s`` so that the new checkpoint reports the total training that went into it. The run
+    keeps its own hyperparameters: any that differ from the checkpoint's are printed (a shipped
+    waveform checkpoint runs the polarity ensemble, a fine-tune from it does not unless ``--set``).
     """
     ckpt = _read_checkpoint(path, "--init", device)
     got = (ckpt.get("arch"), ckpt.get("variant"), ckpt.get("size"))
@@ -312,6 +314,15 @@ def warm_start(model: models.StreamingSeparator, path: str, device: torch.device
     if got != want:
         raise ValueError(f"--init {path}: checkpoint is {'/'.join(map(str, got))}, run is {'/'.join(want)}")
     model.load_state_dict(ckpt["state_dict"])
+    saved = ckpt.get("config", {})
+    differ = [k for k in sorted(saved) if k in model.config and saved[k] != model.config[k]]
+    if differ:
+        print(
+            f"--init {path}: this run's hyperparameters differ from the checkpoint's: "
+            + ", ".join(f"{k}={model.config[k]!r} (checkpoint {saved[k]!r})" for k in differ)
+            + "; --set KEY=VALUE keeps the checkpoint's",
+            flush=True,
+        )
     return {"steps": int(ckpt.get("steps") or 0), "wall_time_s": float(ckpt.get("wall_time_s") or 0.0)}
 
 

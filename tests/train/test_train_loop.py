@@ -128,6 +128,19 @@ def test_init_fine_tunes_and_only_saves_improvements(tiny_cfg: TrainConfig, tmp_
         train(other)
 
 
+def test_init_names_the_hyperparameters_the_run_does_not_keep(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from rtsep.train.trainer import warm_start
+
+    path = tmp_path / "shipped.pt"
+    models.save(models.build("convtasnet", polarity_ensemble=True, **TINY), path, steps=5)
+    run = models.build("convtasnet", **TINY)
+    assert warm_start(run, str(path), torch.device("cpu"))["steps"] == 5
+    out = capsys.readouterr().out
+    assert "polarity_ensemble=False (checkpoint True)" in out and "--set" in out
+    warm_start(models.build("convtasnet", polarity_ensemble=True, **TINY), str(path), torch.device("cpu"))
+    assert capsys.readouterr().out == ""
+
+
 def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfig, tmp_path: Path) -> None:
     base = {**tiny_cfg.__dict__, "overrides": TINY_RNN, "steps": 4, "valid_every": 2}
     source_path = tmp_path / "mi.pt"
