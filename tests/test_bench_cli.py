@@ -50,9 +50,9 @@ def test_bench_set_reaches_the_model_and_the_report(tmp_path: Path) -> None:
 
 
 def test_bench_times_a_model_with_its_shipped_hyperparameters(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    # the shipped causal TasNet runs the polarity ensemble; no chunked TasNet is shipped
-    assert shipped_config("tasnet", "causal", "live")["polarity_ensemble"] is True
-    assert shipped_config("tasnet", "chunked", "live") == {}
+    # the shipped causal Conv-TasNet runs the polarity ensemble; no chunked Conv-TasNet is shipped
+    assert shipped_config("convtasnet", "causal", "live")["polarity_ensemble"] is True
+    assert shipped_config("convtasnet", "chunked", "live") == {}
     built: list[tuple[str, bool]] = []
     build = bench.models.build
 
@@ -62,7 +62,7 @@ def test_bench_times_a_model_with_its_shipped_hyperparameters(tmp_path: Path, mo
         return model
 
     monkeypatch.setattr(bench.models, "build", spy)
-    args = ["bench", "--arch", "tasnet", "--repeats", "5", "--warmup", "1", "--max-seconds", "1"]
+    args = ["bench", "--arch", "convtasnet", "--repeats", "5", "--warmup", "1", "--max-seconds", "1"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     rows = {r["variant"]: r for r in json.loads((tmp_path / "a" / "bench.json").read_text())["rows"]}
     assert rows["causal"]["extra"]["shipped_config"] and not rows["chunked"]["extra"]["shipped_config"]

@@ -289,7 +289,8 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
         for name, ev in inverted.items():
             a, b = ev["model"]["mean_si_sdri_db"], ev["inverted"]["mean_si_sdri_db"]
             e, m = shipped[name]
-            ours = f"{m['mean_si_sdri_db']:+.2f} (ensemble)" if e.get("polarity_ensemble") else "as alone"
+            how = "ensemble" if e.get("polarity_ensemble") else "network alone"
+            ours = f"{m['mean_si_sdri_db']:+.2f} ({how})"
             lines.append(f"| {name} | {a:+.2f} | {b:+.2f} | {b - a:+.2f} | {ours} |")
     missing = [a for a in ARCHS if a not in {e["arch"] for e, _ in scored}]
     if missing:

@@ -69,9 +69,10 @@ __all__ = [
 # law holds and the latency does not change. A waveform model trained without ``--sign-flip`` knows the
 # training soundfonts' sample polarity, so the ensemble helps it on unseen timbres and hurts it on the
 # seen ones (the Conv-TasNet shipped before the flips: +0.13 dB on the held-out songs, -0.26 dB on the
-# validation songs). Off by default (training and ``rtsep bench`` build models with it off); the four
-# shipped waveform checkpoints switch it on (``tools/polarity_ensemble.py``): over both input polarities
-# it raised every one's validation figure, 0.15 to 0.23 dB, for 1.1 to 1.2 times the step time.
+# validation songs). Off by default; the shipped Conv-TasNet, Demucs and Wave-U-Net checkpoints switch
+# it on (``tools/polarity_ensemble.py``): over both input polarities it raised each one's validation
+# figure by 0.15 to 0.23 dB, for 1.1 to 1.2 times the step time. The shipped TasNet (the default
+# preset, kept for its headroom at a 2.9 ms hop) leaves it off.
 WAVEFORM_DEFAULTS: dict[str, Any] = {"polarity_ensemble": False}
 
 
