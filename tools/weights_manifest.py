@@ -267,7 +267,8 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
             value = fig["si_sdri_db"]
             if name in test:
                 lines.append(f"| {name} | {value:+.2f} | {test[name]:+.2f} | {test[name] - value:+.2f} |")
-    inverted = {e["file"][: -len(".pt")]: _eval(e["file"][: -len(".pt")], "evalinv") for e, _ in scored}
+    shipped = {e["file"][: -len(".pt")]: (e, m) for e, m in scored}
+    inverted = {name: _eval(name, "evalinv") for name in shipped}
     inverted = {k: v for k, v in inverted.items() if v and "inverted" in v}
     if inverted:
         lines += [
@@ -285,7 +286,6 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
             "| model | network alone, as rendered | network alone, inverted | difference | shipped |",
             "|---|---:|---:|---:|---:|",
         ]
-        shipped = {e["file"][: -len(".pt")]: (e, m) for e, m in scored}
         for name, ev in inverted.items():
             a, b = ev["model"]["mean_si_sdri_db"], ev["inverted"]["mean_si_sdri_db"]
             e, m = shipped[name]
