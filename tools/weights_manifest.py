@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rtsep.train.losses import LOSS_BY_ARCH
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -110,6 +112,7 @@ def main() -> int:
                 "train_items": ckpt.get("train_items"),
                 "train_timbre": ckpt.get("train_timbre", 0.0),
                 "sign_flip": ckpt.get("sign_flip", 0.0),
+                "loss": ckpt.get("loss"),
                 "polarity_ensemble": bool(ckpt["config"].get("polarity_ensemble", False)),
                 "wall_time_s": ckpt.get("wall_time_s"),
                 "valid_si_snr_db": ckpt.get("valid_si_snr"),
@@ -152,7 +155,8 @@ def _steps(e: dict[str, Any]) -> str:
     started from another architecture's layers (``--transfer``) names it and its steps, and a
     re-anchored clustering separator (``tools/reanchor.py``) says so, and so does a last stage on
     timbre-shifted songs (``rtsep data --timbre``), with polarity flips (``rtsep train --sign-flip``),
-    and one that runs the polarity ensemble (``tools/polarity_ensemble.py``)."""
+    with a loss other than the architecture's own (``rtsep train --loss``), and one that runs the
+    polarity ensemble (``tools/polarity_ensemble.py``)."""
     init = e.get("init_steps")
     steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
     if e.get("transfer_arch"):
@@ -163,6 +167,8 @@ def _steps(e: dict[str, Any]) -> str:
         steps += f", last {e['steps'] - (init or 0)} on timbre-shifted songs ({e['train_timbre']:g})"
     if e.get("sign_flip"):
         steps += f", with polarity flips ({e['sign_flip']:g})"
+    if e.get("loss") and e["loss"] != LOSS_BY_ARCH.get(e["arch"]):
+        steps += f", with the {e['loss']} loss"
     if e.get("polarity_ensemble"):
         steps += "; runs the polarity ensemble"
     return steps
