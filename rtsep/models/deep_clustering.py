@@ -64,8 +64,8 @@ _CLUSTERING: dict[str, Any] = {
 # (spherical k-means within each stem's dominant bins, masks summed over a stem's anchors): 1 per
 # stem +6.37 dB, 2 per stem beta 2 / 10 +3.93 / +6.33, 3 per stem beta 5 +4.85; nor did anchoring on
 # the timbre-shifted songs (rtsep data --timbre 0.6): +6.35 validation, +5.05 held-out test
-# (unchanged). After the 600 end-to-end steps through beta 5 (the shipped weights; module
-# docstring), beta 3.5 / 5 / 7 give +6.45 / +6.79 / +6.76.
+# (unchanged). After 600 end-to-end steps through beta 5 (module docstring; the shipped weights had
+# 420 more), beta 3.5 / 5 / 7 give +6.45 / +6.79 / +6.76.
 _MUSIC_CLUSTERING: dict[str, Any] = {**_CLUSTERING, "beta": 5.0, "iterations": 0}
 
 CONFIGS: dict[str, dict[str, Any]] = {
