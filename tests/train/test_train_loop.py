@@ -184,6 +184,54 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
         run(transfer=str(tmp_path / "missing.pt"))
 
 
+def test_transfer_anchors_a_clustering_separator_before_its_first_step(
+    tiny_cfg: TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An end-to-end loss through Deep Clustering's masks depends on its anchors: a run that takes
+    Chimera's trunk and embedding head clusters around the stems' anchors from step 1, not around
+    the registered default centroids until its first validation."""
+    from rtsep.train import trainer
+
+    base = {**tiny_cfg.__dict__, "overrides": TINY_RNN, "steps": 2, "valid_every": 2}
+    source_path = tmp_path / "chimera.pt"
+    train(TrainConfig(**{**base, "arch": "chimera", "weights": str(source_path)}))
+    seen: list[torch.Tensor] = []
+    objective_for = trainer.objective_for
+
+    def recording(model: models.StreamingSeparator, loss: str | None = None) -> trainer.Objective:
+        objective = objective_for(model, loss)
+
+        class Recording(trainer.Objective):
+            def __call__(self, m, mix, targets):  # type: ignore[no-untyped-def]
+                seen.append(m.clustering.init_centroids.detach().clone())
+                return objective(m, mix, targets)
+
+        return Recording(objective.name, objective.permutation_invariant)
+
+    monkeypatch.setattr(trainer, "objective_for", recording)
+    dc_path = tmp_path / "dc.pt"
+    # lr 0: the weights stay the transferred ones (only batch-norm statistics move), so the anchors
+    # of the step-2 validation are nearly those of the start
+    train(
+        TrainConfig(
+            **{
+                **base,
+                "arch": "deep_clustering",
+                "lr": 0.0,
+                "loss": "chimera",
+                "transfer": str(source_path),
+                "out": str(tmp_path / "dc-run"),
+                "weights": str(dc_path),
+            }
+        )
+    )
+    anchored = torch.load(dc_path, weights_only=True)["state_dict"]["clustering.init_centroids"]
+    default = models.build("deep_clustering", **TINY_RNN).clustering.init_centroids
+    first = seen[0]  # the first training step's centroids
+    assert not torch.allclose(first, default)
+    assert float(torch.nn.functional.cosine_similarity(first, anchored, dim=-1).min()) > 0.95
+
+
 def test_transfer_grows_convtasnet_without_changing_what_it_separates(tiny_cfg: TrainConfig) -> None:
     from rtsep.train.trainer import transfer_layers, transfer_source
 
