@@ -10,11 +10,13 @@ runs the same clustering over the same groups of frames, so the equivalence law 
 :meth:`DeepClustering.embeddings` exposes the embeddings for training. The music ``live`` size
 starts the centroids at the stems' anchors from training songs and holds them there (``iterations``
 0; see ``_MUSIC_CLUSTERING``): each bin is softly assigned to the nearest stem anchor. Those soft
-assignments are differentiable, so the shipped weights were fine-tuned end to end through them
+assignments are differentiable, so the shipped weights were trained end to end through them
 (``rtsep train --loss chimera``: the affinity loss plus the masked-spectrogram loss on the
-clustering's masks), as Isik et al. (2016) trained deep clustering through its unfolded soft k-means
-and the Deep Attractor Network (Chen, Luo and Mesgarani 2017) through fixed attractors; the
-affinity loss alone teaches only which stem dominates a bin, not how much of it each stem holds.
+clustering's masks; the shipped ones for 400 steps from Chimera's trunk and embedding head,
+``--transfer weights/chimera-causal-live.pt``), as Isik et al. (2016) trained deep clustering
+through its unfolded soft k-means and the Deep Attractor Network (Chen, Luo and Mesgarani 2017)
+through fixed attractors; the affinity loss alone teaches only which stem dominates a bin, not how
+much of it each stem holds.
 
 Variants:
 
@@ -64,8 +66,9 @@ _CLUSTERING: dict[str, Any] = {
 # (spherical k-means within each stem's dominant bins, masks summed over a stem's anchors): 1 per
 # stem +6.37 dB, 2 per stem beta 2 / 10 +3.93 / +6.33, 3 per stem beta 5 +4.85; nor did anchoring on
 # the timbre-shifted songs (rtsep data --timbre 0.6): +6.35 validation, +5.05 held-out test
-# (unchanged). After 600 end-to-end steps through beta 5 (module docstring; the shipped weights had
-# 420 more), beta 3.5 / 5 / 7 give +6.45 / +6.79 / +6.76.
+# (unchanged). After 600 end-to-end steps through beta 5 from those weights (the README's
+# history; the shipped weights start from Chimera's trunk instead), beta 3.5 / 5 / 7 give
+# +6.45 / +6.79 / +6.76.
 _MUSIC_CLUSTERING: dict[str, Any] = {**_CLUSTERING, "beta": 5.0, "iterations": 0}
 
 CONFIGS: dict[str, dict[str, Any]] = {
