@@ -164,11 +164,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 f"({', '.join(moved['fresh_modules']) or 'none'})",
                 flush=True,
             )
-    if transfer and anchors is not None and not resume:
-        # a transferred embedding head (e.g. Chimera's) clusters around the stems' anchors from the
-        # first step: the masks, and an end-to-end loss through them (--loss chimera or si_snr),
-        # depend on the anchors, which start at the registered defaults until anchored
-        anchor_clusters(model, *anchors)
+            if anchors is not None:
+                # a transferred embedding head (e.g. Chimera's) clusters around the stems' anchors
+                # from the first step: the masks, and an end-to-end loss through them (--loss
+                # chimera or si_snr), depend on the anchors, which start at the registered defaults
+                anchor_clusters(model, *anchors)
     if cfg.init:
         prior = warm_start(model, cfg.init, device)
         if not resume:  # the starting point is the checkpoint to beat
