@@ -6,7 +6,8 @@ time, sha256 and size, and the evaluation figures of ``runs/eval-<name>/results.
 
 ``runs/`` is not committed: figures measured earlier are kept from the committed
 ``weights/manifest.json`` (while the checkpoint's sha256 is unchanged) and ``docs/quality.json``
-(the baseline, the models trained but not shipped, the seen-vs-held-out figures), so a
+(the baseline, the models trained but not shipped, the seen-vs-held-out and the polarity
+figures), so a
 checkout without ``runs/`` regenerates the same documents, and a re-evaluated model replaces
 only its own figures.
 
@@ -253,8 +254,20 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
     }
     seen |= {k: {"si_sdri_db": v, "sha256": sha.get(k, "baseline")} for k, v in _valid_figures().items()}
     seen = {k: v for k, v in seen.items() if k in sha or k == "baseline"}  # shipped checkpoints only
+    shipped = {e["file"][: -len(".pt")]: (e, m) for e, m in scored}
+    inverted = {  # network alone, as rendered and inverted; kept like ``seen``
+        k: v for k, v in stored.get("inverted", {}).items() if k in shipped and v.get("sha256") == sha[k]
+    }
+    for name in shipped:
+        ev = _eval(name, "evalinv")
+        if ev and "inverted" in ev:
+            a, b = ev["model"]["mean_si_sdri_db"], ev["inverted"]["mean_si_sdri_db"]
+            inverted[name] = {"model": a, "inverted": b, "difference": b - a, "sha256": sha[name]}
     STORE.write_text(
-        json.dumps({"baseline": baseline, "unshipped": unshipped, "seen": seen}, indent=1) + "\n"
+        json.dumps(
+            {"baseline": baseline, "unshipped": unshipped, "seen": seen, "inverted": inverted}, indent=1
+        )
+        + "\n"
     )
     if seen:
         lines += [
@@ -273,9 +286,6 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
             value = fig["si_sdri_db"]
             if name in test:
                 lines.append(f"| {name} | {value:+.2f} | {test[name]:+.2f} | {test[name] - value:+.2f} |")
-    shipped = {e["file"][: -len(".pt")]: (e, m) for e, m in scored}
-    inverted = {name: _eval(name, "evalinv") for name in shipped}
-    inverted = {k: v for k, v in inverted.items() if v and "inverted" in v}
     if inverted:
         lines += [
             "",
@@ -292,12 +302,12 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
             "| model | network alone, as rendered | network alone, inverted | difference | shipped |",
             "|---|---:|---:|---:|---:|",
         ]
-        for name, ev in inverted.items():
-            a, b = ev["model"]["mean_si_sdri_db"], ev["inverted"]["mean_si_sdri_db"]
+        for name, fig in inverted.items():
             e, m = shipped[name]
             how = "ensemble" if e.get("polarity_ensemble") else "network alone"
             ours = f"{m['mean_si_sdri_db']:+.2f} ({how})"
-            lines.append(f"| {name} | {a:+.2f} | {b:+.2f} | {b - a:+.2f} | {ours} |")
+            cells = f"{fig['model']:+.2f} | {fig['inverted']:+.2f} | {fig['difference']:+.2f}"
+            lines.append(f"| {name} | {cells} | {ours} |")
     missing = [a for a in ARCHS if a not in {e["arch"] for e, _ in scored}]
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]
