@@ -56,3 +56,15 @@ def test_a_live_run_that_went_dry_is_not_scored_as_the_separation() -> None:
 
     assert _fell_behind({"degradation": {"late_events": 3}})
     assert not _fell_behind({"degradation": {"late_events": 0}})
+
+
+def test_a_demo_that_fell_behind_retries_a_hop_model_at_twice_the_hop() -> None:
+    from rtsep import presets
+    from rtsep.cli.demo import DEFAULT_PRESET, _lighter_args
+
+    preset = presets.load_preset(DEFAULT_PRESET)
+    assert _lighter_args(preset, {"processor": {"hop": 128}}) == ["--model-arg", "hop=256"]
+    assert _lighter_args(preset, {"processor": {"hop": 512}}) == []  # no second halving
+    fixed = presets.load_preset(DEFAULT_PRESET.parent / "openunmix-causal.yaml")  # its STFT fixes the hop
+    assert _lighter_args(fixed, {"processor": {"hop": 512}}) == []
+    assert _lighter_args(fixed, {"processor": {"hop": 128}}) == []
