@@ -286,6 +286,26 @@ def margin_used(stats: dict[str, Any]) -> str:
     return f"margin used {1000 * used / rate:.1f} of {1000 * margin / rate:.1f} ms"
 
 
+def late_advice(stats: dict[str, Any], hop: int, hop_can_change: bool) -> str:
+    """What to do after a run whose model was late, for the closing line; empty when it never was.
+
+    A p50 step near the hop cannot keep up (the worker rarely catches up once behind, so the output
+    stays dry); a p99 above it with p50 well under is jitter, which a larger margin absorbs."""
+    d = stats["degradation"]
+    if not d["late_events"]:
+        return ""
+    rate, ms, hop_ms = stats["samplerate"], stats["step_ms"], stats["hop_ms"]
+    dry_s, run_s = d["dry_frames"] / rate, stats["frames"] / rate
+    steps = f"step p50 {ms['p50']:.2f} / p99 {ms['p99']:.2f} ms for a {hop_ms:.2f} ms hop"
+    head = f"the model was late {d['late_events']}x, dry input for {dry_s:.1f} of {run_s:.1f} s ({steps})"
+    if ms["p50"] < 0.7 * hop_ms:
+        return f"{head}: jitter; a larger --margin (in hops, adds latency) absorbs it"
+    fix = "a smaller model (--size live) or a faster device (--device cuda) is needed"
+    if hop_can_change:
+        fix = f"--model-arg hop={2 * hop} halves the model calls for one more hop of latency"
+    return f"{head}: the model is too slow for this machine in real time; {fix}"
+
+
 # ---------------------------------------------------------------------------- commands
 def _cmd_live(args: argparse.Namespace) -> int:
     from rtsep.engine import EngineConfig
@@ -372,6 +392,11 @@ def _run_live(
             f"p99 {stats['step_ms']['p99']:.2f} ms, {margin_used(stats)}",
             file=sys.stderr,
         )
+    from rtsep import models
+
+    advice = late_advice(stats, int(info["hop"]), "hop" in models.streaming_keys(info["arch"], s.variant))
+    if advice:
+        print(f"rtsep live: {advice}", file=sys.stderr)
     return 0
 
 

@@ -92,3 +92,20 @@ def test_live_reports_the_margin_used() -> None:
     e.ist[:] = 0
     e.ist[I_MIN_LEVEL] = NEVER
     assert margin_used(e.stats()) == "margin used: never separated"
+
+
+def test_live_says_what_to_do_after_a_late_model() -> None:
+    from rtsep.cli.live import late_advice
+
+    x = np.zeros((100 * BLOCK, 2), dtype=np.float32)
+    _, e = _simulate("mix", 2, x, {40})
+    assert late_advice(e.stats(), 128, True) == ""  # never late: nothing to say
+    _, e = _simulate("mix", 2, x, {40} | set(range(60, 68)))
+    st = e.stats()
+    hop_ms = st["hop_ms"]
+    st["step_ms"] = {"p50": 0.95 * hop_ms, "p99": 1.4 * hop_ms}  # too slow on average
+    slow = late_advice(st, 128, True)
+    assert slow.startswith("the model was late 1x, dry input for ") and "--model-arg hop=256" in slow
+    assert "--device cuda" in late_advice(st, 512, False)
+    st["step_ms"] = {"p50": 0.3 * hop_ms, "p99": 1.4 * hop_ms}  # fast, with spikes
+    assert "larger --margin" in late_advice(st, 128, True)
