@@ -286,7 +286,15 @@ def margin_used(stats: dict[str, Any]) -> str:
     return f"margin used {1000 * used / rate:.1f} of {1000 * margin / rate:.1f} ms"
 
 
-def late_advice(stats: dict[str, Any], hop: int, hop_can_change: bool) -> str:
+def doubled_hop(arch: str, variant: str, hop: int) -> int | None:
+    """Twice ``hop`` for a model whose hop may change at load time (``--model-arg hop=``), up to 512
+    samples: half the model calls for one more hop of latency; ``None`` where the weights fix it."""
+    from rtsep import models
+
+    return 2 * hop if "hop" in models.streaming_keys(arch, variant) and hop < 512 else None
+
+
+def late_advice(stats: dict[str, Any], bigger_hop: int | None) -> str:
     """What to do after a run whose model was late, for the closing line; empty when it never was.
 
     A p50 step near the hop cannot keep up (the worker rarely catches up once behind, so the output
@@ -301,8 +309,8 @@ def late_advice(stats: dict[str, Any], hop: int, hop_can_change: bool) -> str:
     if ms["p50"] < 0.7 * hop_ms:
         return f"{head}: jitter; a larger --margin (in hops, adds latency) absorbs it"
     fix = "a smaller model (--size live) or a faster device (--device cuda) is needed"
-    if hop_can_change:
-        fix = f"--model-arg hop={2 * hop} halves the model calls for one more hop of latency"
+    if bigger_hop:
+        fix = f"--model-arg hop={bigger_hop} halves the model calls for one more hop of latency"
     return f"{head}: the model is too slow for this machine in real time; {fix}"
 
 
@@ -392,9 +400,7 @@ def _run_live(
             f"p99 {stats['step_ms']['p99']:.2f} ms, {margin_used(stats)}",
             file=sys.stderr,
         )
-    from rtsep import models
-
-    advice = late_advice(stats, int(info["hop"]), "hop" in models.streaming_keys(info["arch"], s.variant))
+    advice = late_advice(stats, doubled_hop(info["arch"], s.variant, int(info["hop"])))
     if advice:
         print(f"rtsep live: {advice}", file=sys.stderr)
     return 0
