@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from rtsep import presets
+    from rtsep.cli.live import step_times
     from rtsep.data import STEMS, render_song, song_seed
 
     out: Path = args.out
@@ -107,31 +108,27 @@ def run(args: argparse.Namespace) -> int:
     result: dict[str, Any] | None = None
     live: dict[str, Any] | None = None
     attempts: list[dict[str, Any]] = []
-    if not args.no_jack:
-        live = result = _run_jack(args.preset, mixture, events, args.seconds)
     behind = ""
-    if live is not None and _fell_behind(live["stats"]):
+    extra: tuple[str, ...] = ()
+    while not args.no_jack:  # at most twice: as the preset says, then at twice the hop where it may change
+        live = result = _run_jack(args.preset, mixture, events, args.seconds, extra)
+        if live is None or not _fell_behind(live["stats"]):
+            behind = ""
+            break
         behind = _behind(live["stats"])
-        lighter = _lighter_args(preset, live["stats"])
-        print(f"      rtsep live could not keep up on this machine ({behind}; {_step_times(live['stats'])}): "
+        print(f"      rtsep live could not keep up on this machine ({behind}; {step_times(live['stats'])}): "
               "it played the latency-aligned dry input while late, so its output is not the model's "
               "separation.", flush=True)  # fmt: skip
-        attempts.append({"args": [], "latency": live["latency"], "stats": live["stats"]})
-        if lighter:
-            print(f"      Running it again with `{' '.join(lighter)}` (half the model calls, one more hop "
-                  "of latency; what `hop:` under the preset's `model:` does) ...", flush=True)  # fmt: skip
-            live = result = _run_jack(args.preset, mixture, events, args.seconds, tuple(lighter))
-            assert live is not None  # the server started a moment ago
-            if _fell_behind(live["stats"]):
-                behind = _behind(live["stats"])
-                print(f"      It fell behind again ({behind}; {_step_times(live['stats'])}).", flush=True)
-                attempts.append({"args": lighter, "latency": live["latency"], "stats": live["stats"]})
-            else:
-                behind = ""
-        if behind:
+        attempts.append({"args": list(extra), "latency": live["latency"], "stats": live["stats"]})
+        lighter = () if extra else tuple(_lighter_args(preset, live["stats"]))
+        if not lighter:
             print("      Scoring the same preset through the offline Processor instead (the live latency "
                   "figures stay below). A busy CPU is the usual cause.", flush=True)  # fmt: skip
             result = None
+            break
+        print(f"      Running it again with `{' '.join(lighter)}` (half the model calls, one more hop "
+              "of latency; what `hop:` under the preset's `model:` does) ...", flush=True)  # fmt: skip
+        extra = lighter
     if result is None:
         result = _run_offline(args.preset, mixture, events)
         if behind:
@@ -193,11 +190,6 @@ def _fell_behind(stats: dict[str, Any]) -> bool:
 def _behind(stats: dict[str, Any]) -> str:
     late = int(stats["degradation"]["late_events"])
     return f"{late} late model step{'s' if late != 1 else ''}"
-
-
-def _step_times(stats: dict[str, Any]) -> str:
-    ms = stats["step_ms"]
-    return f"step p50 {ms['p50']:.2f} / p99 {ms['p99']:.2f} ms, hop {stats['hop_ms']:.2f} ms"
 
 
 def _lighter_args(preset: Any, stats: dict[str, Any]) -> list[str]:
@@ -270,9 +262,7 @@ def _run_jack(
     aligned = rec[reported : reported + len(mixture)]
     if len(aligned) < len(mixture):
         aligned = np.pad(aligned, ((0, len(mixture) - len(aligned)), (0, 0)))
-    mode = "live through JACK (rtsep live as a separate process)"
-    if extra:
-        mode = mode[:-1] + f", {' '.join(extra)})"
+    mode = f"live through JACK (rtsep live as a separate process{', ' if extra else ''}{' '.join(extra)})"
     return {"mode": mode, "recorded": aligned,
             "latency": {"reported_samples": reported, "measured_samples": measured},
             "stats": r.stats, "args": list(extra)}  # fmt: skip

@@ -286,6 +286,12 @@ def margin_used(stats: dict[str, Any]) -> str:
     return f"margin used {1000 * used / rate:.1f} of {1000 * margin / rate:.1f} ms"
 
 
+def step_times(stats: dict[str, Any]) -> str:
+    """The worker's step times against its hop, e.g. ``step p50 2.71 / p99 3.93 ms for a 2.90 ms hop``."""
+    ms = stats["step_ms"]
+    return f"step p50 {ms['p50']:.2f} / p99 {ms['p99']:.2f} ms for a {stats['hop_ms']:.2f} ms hop"
+
+
 def doubled_hop(arch: str, variant: str, hop: int) -> int | None:
     """Twice ``hop`` for a model whose hop may change at load time (``--model-arg hop=``), up to 512
     samples: half the model calls for one more hop of latency; ``None`` where the weights fix it."""
@@ -302,11 +308,11 @@ def late_advice(stats: dict[str, Any], bigger_hop: int | None) -> str:
     d = stats["degradation"]
     if not d["late_events"]:
         return ""
-    rate, ms, hop_ms = stats["samplerate"], stats["step_ms"], stats["hop_ms"]
+    rate = stats["samplerate"]
     dry_s, run_s = d["dry_frames"] / rate, stats["frames"] / rate
-    steps = f"step p50 {ms['p50']:.2f} / p99 {ms['p99']:.2f} ms for a {hop_ms:.2f} ms hop"
-    head = f"the model was late {d['late_events']}x, dry input for {dry_s:.1f} of {run_s:.1f} s ({steps})"
-    if ms["p50"] < 0.7 * hop_ms:
+    head = f"the model was late {d['late_events']}x, dry input for {dry_s:.1f} of {run_s:.1f} s"
+    head += f" ({step_times(stats)})"
+    if stats["step_ms"]["p50"] < 0.7 * stats["hop_ms"]:
         return f"{head}: jitter; a larger --margin (in hops, adds latency) absorbs it"
     fix = "a smaller model (--size live) or a faster device (--device cuda) is needed"
     if bigger_hop:
