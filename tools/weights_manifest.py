@@ -115,6 +115,7 @@ def main() -> int:
                 "sign_flip": ckpt.get("sign_flip", 0.0),
                 "loss": ckpt.get("loss"),
                 "polarity_ensemble": bool(ckpt["config"].get("polarity_ensemble", False)),
+                "wiener": float(ckpt["config"].get("wiener", 0.0)),
                 "wall_time_s": ckpt.get("wall_time_s"),
                 "valid_si_snr_db": ckpt.get("valid_si_snr"),
                 "versions": ckpt.get("versions"),
@@ -157,7 +158,7 @@ def _steps(e: dict[str, Any]) -> str:
     re-anchored clustering separator (``tools/reanchor.py``) says so, and so does a last stage on
     timbre-shifted songs (``rtsep data --timbre``), with polarity flips (``rtsep train --sign-flip``),
     with a loss other than the architecture's own (``rtsep train --loss``), and one that runs the
-    polarity ensemble (``tools/polarity_ensemble.py``)."""
+    polarity ensemble (``tools/polarity_ensemble.py``) or the causal Wiener filter (config ``wiener``)."""
     init = e.get("init_steps")
     steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
     if e.get("transfer_arch"):
@@ -172,6 +173,8 @@ def _steps(e: dict[str, Any]) -> str:
         steps += f", with the {e['loss']} loss"
     if e.get("polarity_ensemble"):
         steps += "; runs the polarity ensemble"
+    if e.get("wiener"):
+        steps += f"; runs the causal Wiener filter ({e['wiener']:g})"
     return steps
 
 

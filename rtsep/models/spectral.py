@@ -15,7 +15,10 @@ output of the step that produced frame ``k`` is the part of the signal no later 
 Masks multiply the mixture STFT (the mixture phase is kept). :class:`SpectralSeparator` is the
 STFT -> masks -> iSTFT pipeline that every spectrogram architecture subclasses; a mask computation
 that is ``d`` frames late (a chunked variant's look-ahead) is matched by delaying the mixture STFT by
-``d`` frames, so the model's latency is ``n_fft - hop + d * hop`` samples.
+``d`` frames, so the model's latency is ``n_fft - hop + d * hop`` samples. With the config key
+``wiener`` set to an averaging factor in (0, 1), the masked estimates go through a
+:class:`CausalWiener` post-filter (no added latency); Open-Unmix uses it by default, as its reference
+does (there with global covariances, here with past frames only).
 
 Axes: ``(batch, channels, time)`` signals, ``(batch, channels, frames, bins)`` spectrograms,
 ``(batch, sources, channels, frames, bins)`` masks.
@@ -54,6 +57,7 @@ RECURRENT_LIVE: dict[str, Any] = {
     "chunk": 8,
     "lookahead": 4,
     "crossfade": 2,
+    "wiener": 0.0,
 }
 
 RECURRENT_PAPER: dict[str, Any] = {
@@ -71,6 +75,7 @@ RECURRENT_PAPER: dict[str, Any] = {
     "chunk": 25,
     "lookahead": 25,
     "crossfade": 10,
+    "wiener": 0.0,
 }
 
 
@@ -234,6 +239,103 @@ class FrameDelay(StreamingLayer):
         full = torch.cat([buf, x], dim=-2)
         buf.copy_(full[..., x.shape[-2] :, :])
         return full[..., : x.shape[-2], :]
+
+
+class CausalWiener(StreamingLayer):
+    """A causal multichannel Wiener filter on the masked estimates: Open-Unmix's EM step with the
+    spatial covariances averaged over past frames only, so it adds no latency.
+
+    Per source ``j``, frame ``t`` and bin: ``v_j`` = the channel mean of ``|y_j|^2`` this frame;
+    ``R_j`` = an exponential average over frames ``<= t`` of ``y_j y_j^H`` divided by that of ``v_j``
+    (time constant ``1 / (1 - alpha)`` frames); ``y'_j = v_j R_j C^-1 x`` with
+    ``C = sum_k v_k R_k`` loaded on its diagonal by ``reg`` times its mean diagonal (plus ``floor``),
+    so that a mono signal in a stereo model (``C`` of rank one) stays finite. The averages are the
+    state; offline they run as a scan over blocks of ``block`` frames (a ``block x block`` decay
+    matrix per block), which is the same recursion as the streaming steps.
+
+    Shapes: estimates ``(batch, sources, channels, frames, bins)`` and mixture ``(batch, channels,
+    frames, bins)`` (complex) -> estimates. ``channels`` is 1 or 2.
+    """
+
+    def __init__(
+        self,
+        sources: int,
+        channels: int,
+        bins: int,
+        alpha: float,
+        block: int = 64,
+        reg: float = 1e-3,
+        floor: float = 1e-10,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"Wiener averaging factor must be in (0, 1), got {alpha}")
+        if channels not in (1, 2):
+            raise ValueError(f"the Wiener filter takes 1 or 2 channels, got {channels}")
+        self.sources, self.channels, self.bins, self.alpha = sources, channels, bins, alpha
+        self.block, self.reg, self.floor = block, reg, floor
+        i = torch.arange(block, dtype=torch.float64)
+        lag = i[:, None] - i[None, :]
+        decay = torch.where(lag >= 0, (1 - alpha) * alpha ** lag.clamp(min=0), torch.zeros(()))
+        self.decay: Tensor
+        self.carry: Tensor
+        self.register_buffer("decay", decay.float(), persistent=False)  # frame i <- frame j of a block
+        self.register_buffer("carry", (alpha ** (i + 1)).float(), persistent=False)  # i <- previous state
+
+    def init_state(self, batch: int, device: torch.device | str) -> State:
+        c, shape = self.channels, (batch, self.sources, self.bins)
+        return {
+            self._k("cov"): torch.zeros(*shape, c, c, device=device, dtype=torch.complex64),
+            self._k("power"): torch.zeros(*shape, device=device),
+        }
+
+    def _scan(self, u: Tensor, prev: Tensor) -> Tensor:
+        """Exponential average along dim 2 (``n <= block`` frames) continuing from ``prev``."""
+        n = u.shape[2]
+        decay, carry = self.decay[:n, :n].to(u.dtype), self.carry[:n].to(u.dtype)
+        out = torch.einsum("ij,bsj...->bsi...", decay, u)
+        return out + carry.view(n, *([1] * (u.dim() - 3))) * prev.unsqueeze(2)
+
+    def _filter(self, y: Tensor, x: Tensor, cov: Tensor, power: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        yp = y.permute(0, 1, 3, 4, 2)  # B, S, frames, bins, C
+        v = yp.real.square().add(yp.imag.square()).mean(-1)
+        outer = yp.unsqueeze(-1) * yp.conj().unsqueeze(-2)
+        cov_t, power_t = self._scan(outer, cov), self._scan(v, power)
+        vr = v[..., None, None] * (cov_t / (power_t + self.floor)[..., None, None])
+        c = vr.sum(1)  # B, frames, bins, C, C
+        diag = torch.diagonal(c, dim1=-2, dim2=-1).real
+        load = self.reg * diag.mean(-1) + self.floor
+        if self.channels == 1:
+            inv = 1 / (c + load[..., None, None])
+        else:
+            a, b = c[..., 0, 0] + load, c[..., 0, 1]
+            cc, d = c[..., 1, 0], c[..., 1, 1] + load
+            det = a * d - b * cc
+            inv = (
+                torch.stack([torch.stack([d, -b], -1), torch.stack([-cc, a], -1)], -2) / det[..., None, None]
+            )
+        xp = x.permute(0, 2, 3, 1).unsqueeze(1).unsqueeze(-1)  # B, 1, frames, bins, C, 1
+        out = (vr @ inv.unsqueeze(1) @ xp).squeeze(-1).permute(0, 1, 4, 2, 3)
+        return out, cov_t[:, :, -1], power_t[:, :, -1]
+
+    def forward(self, y: Tensor, x: Tensor) -> Tensor:
+        """Offline, from zero averages (the streaming start)."""
+        state = self.init_state(y.shape[0], y.device)
+        cov, power = state[self._k("cov")].to(y.dtype), state[self._k("power")]
+        out = []
+        for start in range(0, y.shape[-2], self.block):
+            sl = slice(start, start + self.block)
+            part, cov, power = self._filter(y[..., sl, :], x[..., sl, :], cov, power)
+            out.append(part)
+        return torch.cat(out, dim=-2) if out else y
+
+    def step(self, y: Tensor, x: Tensor, state: State) -> Tensor:
+        """Streaming: ``frames <= block`` frames of estimates and mixture; the averages carried over."""
+        cov, power = state[self._k("cov")], state[self._k("power")]
+        out, cov_t, power_t = self._filter(y, x, cov, power)
+        cov.copy_(cov_t)
+        power.copy_(power_t)
+        return out
 
 
 # ---------------------------------------------------------------------------------- chunked runner
@@ -552,6 +654,12 @@ class SpectralSeparator(StreamingSeparator):
         self.stft = StreamingSTFT(n_fft, stft_hop, channels, window)
         self.istft = StreamingISTFT(n_fft, stft_hop, (len(self.sources), channels), window)
         self.mix_delay = FrameDelay(channels, self.bins, frame_delay)
+        wiener = float(config.get("wiener", 0.0))
+        self.wiener: CausalWiener | None = None
+        if wiener:
+            self.wiener = CausalWiener(
+                len(self.sources), channels, self.bins, wiener, max(64, frames_per_step)
+            )
 
     def _chunked_runner(self, variant: str, config: dict[str, Any]) -> ChunkedRunner | None:
         """``None`` for the causal variant, else the :class:`ChunkedRunner` of ``config`` (``context,
@@ -599,7 +707,10 @@ class SpectralSeparator(StreamingSeparator):
         time = mix.shape[-1]
         padded = F.pad(mix, (0, -time % self.hop))
         spec = self.stft(padded)
-        y = self.istft(self.masks(spec.abs()) * spec.unsqueeze(1))
+        est = self.masks(spec.abs()) * spec.unsqueeze(1)
+        if self.wiener is not None:
+            est = self.wiener(est, spec)
+        y = self.istft(est)
         return y[..., :time]
 
     def spectrogram(self, mix: Tensor) -> Tensor:
@@ -616,7 +727,10 @@ class SpectralSeparator(StreamingSeparator):
         spec = self.stft.step(chunk, state)
         masks = self.masks_step(spec.abs(), state)
         delayed = self.mix_delay.step(spec, state)
-        return self.istft.step(masks * delayed.unsqueeze(1), state), state
+        est = masks * delayed.unsqueeze(1)
+        if self.wiener is not None:
+            est = self.wiener.step(est, delayed, state)
+        return self.istft.step(est, state), state
 
 
 class RecurrentSeparator(SpectralSeparator):

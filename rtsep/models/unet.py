@@ -48,6 +48,7 @@ _COMMON: dict[str, Any] = {
     "sources": list(MUSIC_SOURCES),
     "window": "hann",
     "dropout": 0.5,
+    "wiener": 0.0,
     "leak": 0.2,
     "mask_extension": "average",
     "ratio_exponent": 2.0,

@@ -9,6 +9,7 @@ from torch import Tensor
 from rtsep.models.base import State
 from rtsep.models.layers import StreamingLayer, assign_state_keys, collect_state
 from rtsep.models.spectral import (
+    CausalWiener,
     ChunkedRunner,
     FrameDelay,
     OnlineSoftKMeans,
@@ -179,3 +180,66 @@ def test_windows_and_config_errors() -> None:
         resolve_config("t", configs, "huge", {})
     with pytest.raises(ValueError, match=r"unknown hyperparameter.*accepted: a, sources"):
         resolve_config("t", configs, "live", {"b": 1})
+
+
+def _estimates(batch: int, sources: int, channels: int, frames: int, bins: int) -> tuple[Tensor, Tensor]:
+    """Random complex sources with their own stereo gains, and mask-like estimates of them."""
+    torch.manual_seed(3)
+    src = torch.randn(batch, sources, 1, frames, bins, dtype=torch.complex64)
+    src = src * torch.rand(batch, sources, channels, 1, 1)  # a pan per source and channel
+    mix = src.sum(1)
+    masks = (src.abs() / (mix.abs().unsqueeze(1) + 1e-6)).clamp(max=1.5) * (
+        0.7 + 0.6 * torch.rand_like(src.real)
+    )
+    return masks * mix.unsqueeze(1), mix
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_wiener_streams_what_it_filters_offline(k: int) -> None:
+    est, mix = _estimates(2, 4, 2, 150, 33)  # 150 frames: three offline blocks of 64, the last partial
+    layer = CausalWiener(sources=4, channels=2, bins=33, alpha=0.95, block=64)
+    offline = layer(est, mix)
+    state = _state(layer)
+    streamed = torch.cat(
+        [layer.step(est[..., i : i + k, :], mix[..., i : i + k, :], state) for i in range(0, 150, k)], -2
+    )
+    assert offline.shape == est.shape
+    assert (streamed - offline).abs().max() < 1e-4 * offline.abs().max()
+    # causal: changing frame 100 leaves every earlier output frame as it was
+    est2 = est.clone()
+    est2[..., 100, :] *= 3
+    changed = (layer(est2, mix) - offline).abs().amax(dim=(0, 1, 2, 4))
+    assert changed[:100].max() == 0 and changed[100] > 0
+
+
+def test_wiener_outputs_sum_to_the_mixture() -> None:
+    # sum_j v_j R_j C^-1 x = x up to the diagonal loading (1e-3 of C's mean diagonal)
+    est, mix = _estimates(1, 4, 2, 80, 17)
+    out = CausalWiener(sources=4, channels=2, bins=17, alpha=0.99)(est, mix)
+    err = (out.sum(1) - mix).abs().pow(2).sum() / mix.abs().pow(2).sum()
+    assert float(err) < 1e-3
+
+
+def test_wiener_on_a_mono_signal_is_the_power_ratio_mask() -> None:
+    """Both channels equal (a mono source into a stereo model): the covariances have rank one, the
+    loading keeps the inverse finite, and the filter reduces to the single-channel Wiener gain
+    ``v_j / sum_k v_k`` applied to the mixture."""
+    est, mix = _estimates(1, 3, 1, 60, 17)
+    est, mix = est.repeat(1, 1, 2, 1, 1), mix.repeat(1, 2, 1, 1)
+    out = CausalWiener(sources=3, channels=2, bins=17, alpha=0.99)(est, mix)
+    power = est.abs().square()
+    expected = power / power.sum(1, keepdim=True) * mix.unsqueeze(1)
+    assert torch.isfinite(out).all()
+    assert (out - expected).abs().max() < 2e-3 * mix.abs().max()
+
+
+def test_wiener_passes_silence_and_rejects_bad_settings() -> None:
+    layer = CausalWiener(sources=2, channels=2, bins=9, alpha=0.9)
+    out = layer(
+        torch.zeros(1, 2, 2, 10, 9, dtype=torch.complex64), torch.zeros(1, 2, 10, 9, dtype=torch.complex64)
+    )
+    assert torch.isfinite(out).all() and out.abs().max() == 0
+    with pytest.raises(ValueError, match="averaging factor"):
+        CausalWiener(sources=2, channels=2, bins=9, alpha=1.0)
+    with pytest.raises(ValueError, match="1 or 2 channels"):
+        CausalWiener(sources=2, channels=3, bins=9, alpha=0.9)
