@@ -8,7 +8,8 @@ non-negative mask on the mixture STFT, which is how it is applied here. As in th
 masked estimates then go through a multichannel Wiener filter (one EM step): here the causal
 :class:`~rtsep.models.spectral.CausalWiener`, spatial covariances averaged over past frames only
 (``wiener: 0.998``, a time constant of 500 frames = 5.8 s at ``live`` size); no added latency.
-``wiener: 0`` turns it off. It is not part of training (the loss is on the masked magnitudes).
+``wiener: 0`` turns it off. The default loss (masked magnitudes) does not see it; ``rtsep train
+--loss si_snr`` trains through it (the shipped weights' last 1500 steps did).
 
 Variants:
 
