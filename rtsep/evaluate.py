@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class EvalOptions:
     sdr: bool = True
     threads: int = 1
     inverted: bool = False  # also score -model(-mix): polarity robustness
+    overrides: dict[str, Any] = field(default_factory=dict)  # models.load(**): keys the weights don't fix
 
 
 def si_sdr(estimates: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -276,8 +277,8 @@ def evaluate_cli(weights: str | None, baseline: bool, opts: EvalOptions, out: st
     sources: tuple[str, ...] = MUSIC_STEMS
     name = "baseline"
     if weights is not None:
-        model = models.load(weights)
-        name = Path(weights).stem
+        model = models.load(weights, **opts.overrides)
+        name = Path(weights).stem + "".join(f" ({k}={v})" for k, v in opts.overrides.items())
         sources = tuple(model.sources)
         spec = SegmentSpec(sources, model.sample_rate, model.channels)
         reader = SegmentReader(find_items(_data_root(opts), sources)[: opts.songs], spec)
@@ -298,7 +299,7 @@ def evaluate_cli(weights: str | None, baseline: bool, opts: EvalOptions, out: st
         results["baseline"] = evaluate_separator(lambda m: baseline_separate(m, 44100), reader, opts.sdr)
         if weights is None:
             sources = MUSIC_STEMS
-    folder = Path(out or f"runs/eval-{name}")
+    folder = Path(out or f"runs/eval-{name.replace(' (', '-').replace(')', '')}")
     folder.mkdir(parents=True, exist_ok=True)
     table = markdown_table(results, sources)
     lines = [

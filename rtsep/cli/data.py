@@ -142,6 +142,15 @@ def add_parser(subparsers: Any) -> None:
         "waveform model that learnt the soundfonts' sample polarity loses dB when a console or a "
         "microphone flips the input",
     )
+    e.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="load the checkpoint with a hyperparameter changed that its weights do not fix "
+        "(repeatable): wiener=0 scores a spectral model without its causal Wiener filter, hop=256 a "
+        "causal waveform model in larger steps",
+    )
     e.add_argument("--out", default=None, help="report folder (default runs/eval-NAME)")
     e.add_argument("--threads", type=int, default=1)
     e.set_defaults(func=run_eval)
@@ -235,10 +244,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint and/or the baseline; prints the Markdown table."""
+    from rtsep.cli import parse_overrides
     from rtsep.evaluate import EvalOptions, evaluate_cli
 
     if args.weights is None and not args.baseline:
         raise ValueError("nothing to evaluate: pass --weights PATH and/or --baseline")
+    if args.set and args.weights is None:
+        raise ValueError("--set changes a checkpoint's hyperparameters: pass --weights PATH")
     opts = EvalOptions(
         data=args.data,
         split=args.split,
@@ -248,6 +260,7 @@ def run_eval(args: argparse.Namespace) -> int:
         sdr=not args.no_sdr,
         threads=args.threads,
         inverted=args.inverted,
+        overrides=parse_overrides(args.set),
     )
     print(evaluate_cli(args.weights, args.baseline, opts, args.out))
     return 0

@@ -87,9 +87,16 @@ def use_preferred_backend(model: StreamingSeparator) -> bool:
 # (architecture, variant) -> hyperparameters that a checkpoint may be loaded with changed. A causal
 # waveform model's offline output does not depend on its hop (only how many samples one step takes),
 # so loading a hop-128 checkpoint with ``hop=256`` runs the same separation in half as many model calls
-# for one more hop of latency; tests/models/test_load_streaming.py holds every entry to that.
+# for one more hop of latency. A spectral model's ``wiener`` factor switches its causal Wiener filter
+# (no weights, no latency) on, off (0) or to another time constant: the weights still separate, the
+# filter only refines their estimates. tests/models/test_load_streaming.py holds every entry to that.
 _STREAMING_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
-    (arch, "causal"): ("hop",) for arch in ("tasnet", "convtasnet", "wave_unet", "demucs")
+    **{(arch, "causal"): ("hop",) for arch in ("tasnet", "convtasnet", "wave_unet", "demucs")},
+    **{
+        (arch, variant): ("wiener",)
+        for arch in ("unet", "openunmix", "mask_inference", "deep_clustering", "chimera")
+        for variant in ("causal", "chunked")
+    },
 }
 
 

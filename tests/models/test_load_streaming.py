@@ -1,9 +1,11 @@
 """Loading a checkpoint with a changed streaming-only hyperparameter (``models.load(W, hop=...)``).
 
-Every key that :func:`rtsep.models.streaming_keys` allows must leave the separation untouched: the
-same weights give the same offline output, the streaming law holds at the new hop, and the latency
-grows by exactly the extra hop. Keys the weights fix are refused with a message naming what can
-change, and a preset's ``model.hop`` reaches the model the live engine builds.
+Every key that :func:`rtsep.models.streaming_keys` allows must leave the weights' separation
+untouched: a waveform model's ``hop`` gives the same offline output, the streaming law holds at the new
+hop, and the latency grows by exactly the extra hop; a spectral model's ``wiener`` switches its causal
+Wiener filter on or off at no latency, and the streaming law holds either way. Keys the weights fix
+are refused with a message naming what can change, and a preset's ``model.hop`` reaches the model
+the live engine builds.
 """
 
 from __future__ import annotations
@@ -56,6 +58,37 @@ def test_hop_changes_the_step_not_the_separation(
     assert err < 1e-4, err
 
 
+WIENER = [(a, v) for a in ARCHITECTURES for v in VARIANTS if "wiener" in models.streaming_keys(a, v)]
+
+
+def test_every_spectral_model_can_switch_its_wiener_filter() -> None:
+    spectral = ("unet", "openunmix", "mask_inference", "deep_clustering", "chimera")
+    assert sorted(WIENER) == sorted((a, v) for a in spectral for v in VARIANTS)
+
+
+@pytest.mark.parametrize(
+    ("arch", "variant"), [("unet", "causal"), ("openunmix", "causal"), ("chimera", "chunked")]
+)
+def test_wiener_switches_the_filter_without_latency(tmp_path: Path, arch: str, variant: str) -> None:
+    model, path = _checkpoint(tmp_path, arch, variant)
+    on, off = models.load(path, wiener=0.99), models.load(path, wiener=0)
+    assert on.wiener is not None and off.wiener is None
+    assert on.latency == off.latency == model.latency
+    torch.manual_seed(1)
+    mix = 0.1 * torch.randn(1, model.channels, 24 * model.hop + 37)
+    plain = models.build(arch, variant=variant, size="live", wiener=0).eval()
+    plain.load_state_dict(model.state_dict())
+    with torch.inference_mode():
+        offline_on, offline_off = on(mix), off(mix)
+        assert torch.equal(offline_off, plain(mix))  # off: the weights' masks, nothing else
+    assert not torch.allclose(offline_on, offline_off, atol=1e-4)  # on: the filter does something
+    lat = model.latency
+    for loaded, offline in ((on, offline_on), (off, offline_off)):
+        streamed = stream(loaded, mix)
+        err = (streamed[..., lat:] - offline[..., : mix.shape[-1] - lat]).abs().max().item()
+        assert err < 1e-4, (loaded.wiener, err)
+
+
 def test_hop_off_the_stride_is_refused(tmp_path: Path) -> None:
     model, path = _checkpoint(tmp_path, "tasnet", "causal")
     with pytest.raises(ValueError, match="hop must be a multiple of stride 16, got 129"):
@@ -69,7 +102,7 @@ def test_hop_off_the_stride_is_refused(tmp_path: Path) -> None:
             "openunmix",
             "causal",
             "hop",
-            "openunmix causal cannot change hop .* what it can change at load time: nothing",
+            "openunmix causal cannot change hop .* what it can change at load time: wiener",
         ),
         ("tasnet", "chunked", "hop", "tasnet chunked cannot change hop"),
         (

@@ -86,3 +86,29 @@ def test_inverted_input_row(tiny_songs: Path, tmp_path: Path, ensemble: bool) ->
     plain, inverted = (results[k]["mean"]["si_sdr"]["mean"] for k in ("tiny", "tiny (inverted input)"))
     assert math.isfinite(plain) and math.isfinite(inverted)
     assert (abs(plain - inverted) < 1e-4) == ensemble
+
+
+def test_eval_set_loads_the_checkpoint_changed(
+    tiny_songs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rtsep eval --set wiener=0`` scores a spectral checkpoint without its Wiener filter, in its own
+    row and folder; a key the weights fix is refused with what can change, and --set needs --weights."""
+    from rtsep.cli import main
+
+    model = models.build("openunmix", variant="causal", size="live", hidden=16, layers=1)
+    models.save(model, tmp_path / "tiny.pt")
+    common = ["eval", "--weights", str(tmp_path / "tiny.pt"), "--data", str(tiny_songs), "--no-sdr"]
+    common += ["--stream-songs", "1", "--stream-seconds", "0.5"]
+    assert main([*common, "--out", str(tmp_path / "on")]) == 0
+    assert main([*common, "--set", "wiener=0", "--out", str(tmp_path / "off")]) == 0
+    on = json.loads((tmp_path / "on" / "results.json").read_text())
+    off = json.loads((tmp_path / "off" / "results.json").read_text())
+    assert list(on["results"]) == ["tiny"] and list(off["results"]) == ["tiny (wiener=0)"]
+    assert on["stream"]["agree"] and off["stream"]["agree"]
+    score_on = on["results"]["tiny"]["mean"]["si_sdr"]["mean"]
+    assert score_on != off["results"]["tiny (wiener=0)"]["mean"]["si_sdr"]["mean"]
+    capsys.readouterr()
+    assert main([*common, "--set", "hidden=32"]) == 1
+    assert "cannot change hidden without retraining" in capsys.readouterr().err
+    assert main(["eval", "--baseline", "--data", str(tiny_songs), "--set", "wiener=0"]) == 1
+    assert "pass --weights" in capsys.readouterr().err
