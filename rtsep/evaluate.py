@@ -275,10 +275,12 @@ def evaluate_cli(weights: str | None, baseline: bool, opts: EvalOptions, out: st
     results: dict[str, dict[str, Any]] = {}
     stream_info = None
     sources: tuple[str, ...] = MUSIC_STEMS
-    name = "baseline"
+    name = slug = "baseline"
     if weights is not None:
         model = models.load(weights, **opts.overrides)
-        name = Path(weights).stem + "".join(f" ({k}={v})" for k, v in opts.overrides.items())
+        changed = [f"{k}={v}" for k, v in opts.overrides.items()]
+        name = Path(weights).stem + "".join(f" ({c})" for c in changed)  # row: "W (wiener=0)"
+        slug = "-".join([Path(weights).stem, *changed])  # folder: runs/eval-W-wiener=0
         sources = tuple(model.sources)
         spec = SegmentSpec(sources, model.sample_rate, model.channels)
         reader = SegmentReader(find_items(_data_root(opts), sources)[: opts.songs], spec)
@@ -299,7 +301,7 @@ def evaluate_cli(weights: str | None, baseline: bool, opts: EvalOptions, out: st
         results["baseline"] = evaluate_separator(lambda m: baseline_separate(m, 44100), reader, opts.sdr)
         if weights is None:
             sources = MUSIC_STEMS
-    folder = Path(out or f"runs/eval-{name.replace(' (', '-').replace(')', '')}")
+    folder = Path(out or f"runs/eval-{slug}")
     folder.mkdir(parents=True, exist_ok=True)
     table = markdown_table(results, sources)
     lines = [
