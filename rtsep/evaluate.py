@@ -278,7 +278,7 @@ def evaluate_cli(weights: str | None, baseline: bool, opts: EvalOptions, out: st
     name = slug = "baseline"
     if weights is not None:
         model = models.load(weights, **opts.overrides)
-        changed = [f"{k}={v}" for k, v in opts.overrides.items()]
+        changed = [f"{k}={json.dumps(v)}" for k, v in opts.overrides.items()]  # as typed: false, 0.995
         name = Path(weights).stem + "".join(f" ({c})" for c in changed)  # row: "W (wiener=0)"
         slug = "-".join([Path(weights).stem, *changed])  # folder: runs/eval-W-wiener=0
         sources = tuple(model.sources)

@@ -4,7 +4,9 @@ With ``polarity_ensemble`` on, each model call runs the network on ``x`` and ``-
 two and returns ``(f(x) - f(-x)) / 2`` (:data:`rtsep.models.waveform.WAVEFORM_DEFAULTS`): a test-time
 ensemble that costs a batch of two per step and leaves the latency as it was. The weights, the
 training metadata and the evaluation figures' provenance are kept; re-run ``rtsep eval``, ``rtsep
-bench`` and ``tools/weights_manifest.py`` afterwards.
+bench`` and ``tools/weights_manifest.py`` afterwards. To run or score a checkpoint with the ensemble
+switched without rewriting it: ``rtsep live --model-arg polarity_ensemble=true``, ``rtsep eval --set
+polarity_ensemble=true``, ``models.load(W, polarity_ensemble=True)``.
 
 Usage: ``.venv/bin/python tools/polarity_ensemble.py weights/convtasnet-causal-live.pt [--off]``
 """

@@ -149,7 +149,8 @@ def add_parser(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="load the checkpoint with a hyperparameter changed that its weights do not fix "
         "(repeatable): wiener=0 scores a spectral model without its causal Wiener filter, hop=256 a "
-        "causal waveform model in larger steps",
+        "causal waveform model in larger steps, polarity_ensemble=true a waveform model on x and -x "
+        "averaged",
     )
     e.add_argument("--out", default=None, help="report folder (default runs/eval-NAME)")
     e.add_argument("--threads", type=int, default=1)

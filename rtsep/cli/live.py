@@ -517,7 +517,8 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
         "--model-arg", action="append", metavar="K=V",
         help="model hyperparameter (JSON value); with weights, only one they do not fix: hop=256 for a "
         "causal TasNet runs fewer, larger steps for one more hop of latency; wiener=0 runs Open-Unmix "
-        "without its causal Wiener filter (under 1 ms less per step)",
+        "without its causal Wiener filter (under 1 ms less per step); polarity_ensemble=false runs a "
+        "shipped Demucs, Wave-U-Net or Conv-TasNet on x alone instead of x and -x",
     )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="torch device")
     p.add_argument("--input-channels", metavar="LIST", help="0-based input channels, e.g. 0,1")

@@ -89,9 +89,13 @@ def use_preferred_backend(model: StreamingSeparator) -> bool:
 # so loading a hop-128 checkpoint with ``hop=256`` runs the same separation in half as many model calls
 # for one more hop of latency. A spectral model's ``wiener`` factor switches its causal Wiener filter
 # (no weights, no latency) on, off (0) or to another time constant: the weights still separate, the
-# filter only refines their estimates. tests/models/test_load_streaming.py holds every entry to that.
+# filter only refines their estimates. A waveform model's ``polarity_ensemble`` runs the same weights
+# on ``x`` and ``-x`` and averages (no latency either). tests/models/test_load_streaming.py holds every
+# entry to that.
+_WAVEFORM = ("tasnet", "convtasnet", "wave_unet", "demucs")
 _STREAMING_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
-    **{(arch, "causal"): ("hop",) for arch in ("tasnet", "convtasnet", "wave_unet", "demucs")},
+    **{(arch, "causal"): ("hop", "polarity_ensemble") for arch in _WAVEFORM},
+    **{(arch, "chunked"): ("polarity_ensemble",) for arch in _WAVEFORM},
     **{
         (arch, variant): ("wiener",)
         for arch in ("unet", "openunmix", "mask_inference", "deep_clustering", "chimera")

@@ -3,7 +3,8 @@
 Every key that :func:`rtsep.models.streaming_keys` allows must leave the weights' separation
 untouched: a waveform model's ``hop`` gives the same offline output, the streaming law holds at the new
 hop, and the latency grows by exactly the extra hop; a spectral model's ``wiener`` switches its causal
-Wiener filter on or off at no latency, and the streaming law holds either way. Keys the weights fix
+Wiener filter on or off at no latency, and the streaming law holds either way; a waveform model's
+``polarity_ensemble`` likewise switches its x / -x ensemble. Keys the weights fix
 are refused with a message naming what can change, and a preset's ``model.hop`` reaches the model
 the live engine builds.
 """
@@ -89,6 +90,37 @@ def test_wiener_switches_the_filter_without_latency(tmp_path: Path, arch: str, v
         assert err < 1e-4, (loaded.wiener, err)
 
 
+POLARITY = [
+    (a, v) for a in ARCHITECTURES for v in VARIANTS if "polarity_ensemble" in models.streaming_keys(a, v)
+]
+
+
+def test_every_waveform_model_can_switch_its_polarity_ensemble() -> None:
+    waveform = ("tasnet", "convtasnet", "wave_unet", "demucs")
+    assert sorted(POLARITY) == sorted((a, v) for a in waveform for v in VARIANTS)
+
+
+@pytest.mark.parametrize(("arch", "variant"), [("tasnet", "causal"), ("demucs", "chunked")])
+def test_polarity_ensemble_switches_without_latency(tmp_path: Path, arch: str, variant: str) -> None:
+    model, path = _checkpoint(tmp_path, arch, variant)
+    on, off = models.load(path, polarity_ensemble=True), models.load(path, polarity_ensemble=False)
+    assert on.polarity_ensemble and not off.polarity_ensemble
+    assert on.latency == off.latency == model.latency
+    torch.manual_seed(1)
+    mix = 0.1 * torch.randn(1, model.channels, 8 * model.hop + 37)
+    with torch.inference_mode():
+        offline_on, offline_off, inverted = on(mix), off(mix), off(-mix)
+        assert torch.equal(offline_off, model(mix))  # off: the weights alone
+    err = (offline_on - (offline_off - inverted) / 2).abs().max().item()
+    assert err < 1e-5, err  # on: the mean of f(x) and -f(-x), as one batch of two
+    assert not torch.allclose(offline_on, offline_off, atol=1e-4)
+    lat = model.latency
+    for loaded, offline in ((on, offline_on), (off, offline_off)):
+        streamed = stream(loaded, mix)
+        err = (streamed[..., lat:] - offline[..., : mix.shape[-1] - lat]).abs().max().item()
+        assert err < 1e-4, (loaded.polarity_ensemble, err)
+
+
 def test_hop_off_the_stride_is_refused(tmp_path: Path) -> None:
     model, path = _checkpoint(tmp_path, "tasnet", "causal")
     with pytest.raises(ValueError, match="hop must be a multiple of stride 16, got 129"):
@@ -109,7 +141,7 @@ def test_hop_off_the_stride_is_refused(tmp_path: Path) -> None:
             "tasnet",
             "causal",
             "hidden",
-            "tasnet causal cannot change hidden .* what it can change at load time: hop",
+            "tasnet causal cannot change hidden .* what it can change at load time: hop, polarity_ensemble",
         ),
     ],
 )
