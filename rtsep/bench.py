@@ -90,8 +90,35 @@ class BenchRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def system_info(config: BenchConfig) -> dict[str, Any]:
-    """CPU, GPU, library versions and threading, for the JSON report."""
+def machine_check(threads: int = 1, size: int = 384, calls: int = 50) -> dict[str, Any]:
+    """How fast and how busy this machine is now, so that runs from different days can be compared.
+
+    ``reference_ms``: the median wall time of a fixed, seeded workload (a ``size x size`` float32
+    matmul on ``threads`` torch threads, ``calls`` calls after 5 warm-ups): on a shared VM it moves with
+    the neighbours, and the model timings move with it. ``load``: the 1-minute load average (None where
+    the OS has none); above :func:`busy_load` another process competes with the bench.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        a, b = torch.randn(size, size, generator=gen), torch.randn(size, size, generator=gen)
+        times = time_calls(lambda: torch.mm(a, b), warmup=5, repeats=calls, max_seconds=5.0)
+    finally:
+        torch.set_num_threads(previous)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    ms = float(np.median(times) * 1000.0)
+    return {"reference_ms": ms, "reference": f"{size}x{size} matmul", "load": load}
+
+
+def busy_load(threads: int = 1) -> float:
+    """The load average above which the bench's ``threads`` share the CPUs with something else."""
+    return max(0.75, (os.cpu_count() or 1) - threads + 0.25)
+
+
+def system_info(config: BenchConfig, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """CPU, GPU, library versions and threading, for the JSON report; ``machine``: :func:`machine_check`
+    before and after the run (``{"before": ..., "after": ...}``)."""
     import numba
 
     cpu = platform.processor() or platform.machine()
@@ -116,7 +143,24 @@ def system_info(config: BenchConfig) -> dict[str, Any]:
         "onednn": config.onednn,
         "config": asdict(config),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine,
     }
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """One sentence on the machine's speed and load around the run (empty without a check)."""
+    m = info.get("machine")
+    if not m:
+        return ""
+    before, after = m["before"], m["after"]
+    load = ""
+    if before["load"] is not None:
+        load = f"; load average {before['load']:.2f} before, {after['load']:.2f} after"
+    return (
+        f"Machine check: reference {before['reference']} {before['reference_ms']:.3f} ms before the "
+        f"run, {after['reference_ms']:.3f} ms after ({info['torch_threads']} thread(s)){load}. Compare "
+        "runs by their ratio to the reference, not by their raw times."
+    )
 
 
 def _percentiles(times_s: np.ndarray) -> tuple[float, float, float]:
@@ -374,6 +418,8 @@ def write_reports(rows: list[BenchRow], info: dict[str, Any], out_dir: Path) -> 
         f"(at most {info['config']['max_seconds']} s each); random weights with the shipped "
         f"checkpoint's hyperparameters where weights/ has one.\n\n"
     )
+    if line := machine_line(info):
+        header += line + "\n\n"
     paths["md"].write_text(header + markdown_table(rows))
     plot(rows, paths["png"])
     return paths

@@ -28,9 +28,23 @@ def test_bench_writes_json_markdown_and_png(tmp_path: Path) -> None:
         assert math.isclose(r["rtf"], r["p50_ms"] / (1000 * r["hop"] / r["sample_rate"]), rel_tol=1e-9)
         assert math.isclose(r["latency_ms"], 1000 * r["latency_samples"] / r["sample_rate"], rel_tol=1e-9)
         assert r["sim_steps"] > 0 and 0 <= r["sim_misses"] <= r["sim_steps"]
+    machine = report["system"]["machine"]
+    for when in ("before", "after"):  # the speed check that makes runs of different days comparable
+        assert machine[when]["reference_ms"] > 0 and machine[when]["reference"] == "384x384 matmul"
+        assert machine[when]["load"] is None or machine[when]["load"] >= 0
     md = (tmp_path / "bench.md").read_text()
     assert md.count("| tasnet | causal |") == 2
+    assert f"matmul {machine['before']['reference_ms']:.3f} ms before the run" in md
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_warns_on_a_busy_machine(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    args = ["bench", "--arch", "tasnet", "--variant", "causal", "--repeats", "10", "--warmup", "1"]
+    assert main([*args, "--max-seconds", "0.2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: load average 9.00" in out and "side by side" in out
+    assert "load average 9.00 before, 9.00 after" in (tmp_path / "bench.md").read_text()
 
 
 def test_bench_rejects_unknown_architecture(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

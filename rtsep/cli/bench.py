@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -120,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, onednn=_ONEDNN[args.onednn], overrides=parse_overrides(args.set),
     )  # fmt: skip
     console = Console()
+    before = bench.machine_check(config.threads)
+    if before["load"] is not None and before["load"] > bench.busy_load(config.threads):
+        console.print(
+            f"[yellow]warning: load average {before['load']:.2f} on {os.cpu_count()} CPUs: something else "
+            "is running, and the step times will show it. Quote runs measured side by side.[/yellow]",
+            soft_wrap=True,
+        )
     total = len(bench.selections(config))
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -133,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
             progress.advance(task)
 
         rows = bench.run(config, on_row=on_row)
-    paths = bench.write_reports(rows, bench.system_info(config), args.out)
+    machine = {"before": before, "after": bench.machine_check(config.threads)}
+    paths = bench.write_reports(rows, bench.system_info(config, machine), args.out)
     peer_errors = _run_peers(args, names, paths, console) if args.peers else False
     print(paths["md"].read_text())
     console.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}")
