@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -157,9 +158,15 @@ def add_parser(subparsers: Any) -> None:
     e.set_defaults(func=run_eval)
 
 
+def _meta_times(split_dir: Path) -> dict[str, int]:
+    """Song folder name -> its ``meta.json``'s mtime (ns): written last, when a song is complete."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in split_dir.glob("*/meta.json")}
+
+
 def run_data(args: argparse.Namespace) -> int:
     """Render the requested split; prints the folder count and the render speed."""
     t0 = time.perf_counter()
+    before = _meta_times(Path(args.out) / args.split)
     progress = not args.no_progress
     if args.kind == "speech" and args.timbre:
         print("rtsep data: --timbre applies to --kind songs only", file=sys.stderr)
@@ -190,10 +197,11 @@ def run_data(args: argparse.Namespace) -> int:
             timbre=args.timbre,
         )
     dt = time.perf_counter() - t0
-    print(
-        f"{len(folders)} {args.kind} in {folders[0].parent} ({dt:.1f} s, "
-        f"{len(folders) * args.seconds / max(dt, 1e-9):.1f} s of audio per second)"
-    )
+    after = _meta_times(folders[0].parent)
+    new = sum(after.get(f.name) != before.get(f.name) for f in folders)
+    done = f"{new} rendered in {dt:.1f} s, {new * args.seconds / max(dt, 1e-9):.1f} s of audio per second"
+    cached = "all cached" if new == 0 else done if new == len(folders) else f"{done}; the others cached"
+    print(f"{len(folders)} {args.kind} in {folders[0].parent} ({cached})")
     return 0
 
 

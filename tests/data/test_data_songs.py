@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,20 @@ def test_cached_folders(tiny_songs: Path) -> None:
         info = sf.info(str(folder / "mixture.wav"))
         assert (info.samplerate, info.channels, info.subtype) == (44100, 2, "FLOAT")
         assert json.loads((folder / "meta.json").read_text())["split"] == "test"
+
+
+def test_data_cli_says_what_it_rendered_and_what_was_cached(
+    tiny_songs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rtsep.cli import main
+
+    shutil.copytree(tiny_songs / "test", tmp_path / "test")  # the two songs seeded 0 and 1, cached
+    args = ["data", "--out", str(tmp_path), "--split", "test", "--seconds", "3", "--no-progress"]
+    assert main([*args, "--songs", "3", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"3 songs in {tmp_path / 'test'} (1 rendered in " in out and "; the others cached)" in out
+    assert main([*args, "--songs", "3"]) == 0
+    assert capsys.readouterr().out.strip() == f"3 songs in {tmp_path / 'test'} (all cached)"
 
 
 def _peak_hz(x: np.ndarray, rate: int = 44100) -> float:
