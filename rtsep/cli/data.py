@@ -100,8 +100,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="CKPT",
         help="fine-tune: start from this checkpoint's weights (same arch/variant/size); the best "
-        "checkpoint is written only when it beats CKPT on the validation set (always with --select "
-        "last)",
+        "checkpoint is written only when it beats CKPT on the validation set (with --select last: "
+        "at every validation, to OUT/best.pt unless --weights)",
     )
     t.add_argument(
         "--transfer",
@@ -113,7 +113,10 @@ def add_parser(subparsers: Any) -> None:
     )
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(
-        "--weights", default=None, help="best checkpoint path (default weights/ARCH-VARIANT-SIZE.pt)"
+        "--weights",
+        default=None,
+        help="best checkpoint path (default weights/ARCH-VARIANT-SIZE.pt; OUT/best.pt with --init and "
+        "--select last, whose last step need not beat the checkpoint it started from)",
     )
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=run_train)
@@ -205,12 +208,26 @@ def run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_paths(args: argparse.Namespace) -> tuple[str, str]:
+    """``(run folder, checkpoint path)`` of ``rtsep train``: ``--out`` (default ``runs/NAME``) and
+    ``--weights`` (default ``weights/NAME.pt``). A fine-tune that keeps its last step (``--init`` with
+    ``--select last``) writes ``OUT/best.pt`` instead: that step need not beat the checkpoint it started
+    from, so it must not replace the shipped one unasked."""
+    name = f"{args.arch}-{args.variant}-{args.size}"
+    out = args.out or f"runs/{name}"
+    if args.weights is not None:
+        return out, args.weights
+    if args.init and args.select == "last":
+        return out, str(Path(out) / "best.pt")
+    return out, f"weights/{name}.pt"
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Build a :class:`~rtsep.train.TrainConfig` from the arguments and train."""
     from rtsep.cli import parse_overrides
     from rtsep.train import TrainConfig, train
 
-    name = f"{args.arch}-{args.variant}-{args.size}"
+    out, weights = train_paths(args)
     cfg = TrainConfig(
         arch=args.arch,
         variant=args.variant,
@@ -225,8 +242,8 @@ def run_train(args: argparse.Namespace) -> int:
         valid_every=args.valid_every,
         seed=args.seed,
         device=args.device,
-        out=args.out or f"runs/{name}",
-        weights=args.weights or f"weights/{name}.pt",
+        out=out,
+        weights=weights,
         loss=args.loss,
         threads=args.threads,
         progress=not args.no_progress,

@@ -287,3 +287,17 @@ def test_reanchor_resets_clustering_settings_and_keeps_the_training_record(
     train(TrainConfig(**{**tiny_cfg.__dict__, "steps": 2}))
     with pytest.raises(ValueError, match="no clustering"):
         reanchor(str(tiny_cfg.weights), tiny_cfg.data)
+
+
+def test_a_fine_tune_that_keeps_its_last_step_does_not_overwrite_the_shipped_weights() -> None:
+    from rtsep.cli import build_parser
+    from rtsep.cli.data import train_paths
+
+    parse = build_parser().parse_args
+    base = ["train", "--arch", "unet"]
+    assert train_paths(parse(base)) == ("runs/unet-causal-live", "weights/unet-causal-live.pt")
+    init = [*base, "--init", "weights/unet-causal-live.pt"]
+    assert train_paths(parse(init))[1] == "weights/unet-causal-live.pt"  # written only if it beats it
+    last = [*init, "--select", "last", "--out", "runs/ft"]
+    assert train_paths(parse(last)) == ("runs/ft", str(Path("runs/ft") / "best.pt"))
+    assert train_paths(parse([*last, "--weights", "w.pt"]))[1] == "w.pt"
