@@ -23,13 +23,12 @@ from rtsep import models
 
 def set_polarity(path: str, on: bool, out: str | None = None) -> dict:
     """Rewrite ``path`` (or write ``out``) with ``config["polarity_ensemble"] = on``; return the config."""
+    try:  # the load-time key check: only the waveform separators have it; the error says what can change
+        models.load(path, polarity_ensemble=bool(on))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     ckpt["config"] = {**ckpt["config"], "polarity_ensemble": bool(on)}
-    try:  # only the waveform separators accept the key; the others' error lists what they accept
-        model = models.build(ckpt["arch"], variant=ckpt["variant"], size=ckpt["size"], **ckpt["config"])
-    except ValueError as exc:
-        raise SystemExit(f"{path}: {exc}") from exc
-    model.load_state_dict(ckpt["state_dict"])  # the same weights fit: nothing else changed
     Path(out or path).parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, out or path)
     return dict(ckpt["config"])
