@@ -205,6 +205,9 @@ class AudioConfig(_Frozen):
         input_channels: 1-based input channels fed to the model (1 for mono, 2 for stereo).
         output_channels: number of output channels to open, or null for the highest one routed.
         safety_margin_hops: extra model hops buffered against worker jitter (adds latency).
+        catch_up_s: seconds of late output after which the engine drops the backlog and jumps to the
+            live input (resetting the model) instead of working it off while the output stays dry;
+            null or 0: never.
     """
 
     sample_rate: Annotated[int, Strict(), Field(ge=8000, le=384000)] = 48000
@@ -214,6 +217,7 @@ class AudioConfig(_Frozen):
     input_channels: Channels = (1, 2)
     output_channels: Annotated[int, Strict(), Field(ge=1, le=MAX_CHANNEL)] | None = None
     safety_margin_hops: Annotated[int, Strict(), Field(ge=0, le=64)] = 1
+    catch_up_s: Annotated[float, Strict(), Field(ge=0.0, le=60.0)] | None = 0.25
 
 
 class StemConfig(_Frozen):

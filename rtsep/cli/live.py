@@ -38,6 +38,7 @@ class LiveSettings:
     input_channels: tuple[int, ...] | None = None
     outputs: int | None = None
     margin: float = 1.0
+    catch_up: float | None = 0.25
     routings: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     routing: str | None = None
     smoothing_ms: float = 20.0
@@ -72,6 +73,7 @@ def settings_from_preset(path: str) -> LiveSettings:
         input_channels=tuple(c - 1 for c in p.audio.input_channels),
         outputs=p.output_channels,
         margin=float(p.audio.safety_margin_hops),
+        catch_up=p.audio.catch_up_s or None,
         smoothing_ms=p.smoothing_ms,
         dry_db=p.dry_db,
         master_db=p.master_db,
@@ -138,6 +140,8 @@ def settings_from_args(args: argparse.Namespace) -> LiveSettings:
         s.outputs = args.output_channels
     if getattr(args, "margin", None) is not None:
         s.margin = args.margin
+    if getattr(args, "catch_up", None) is not None:
+        s.catch_up = args.catch_up or None
     if args.routing:
         s.routing = args.routing
     s.gain_db.update(_parse_levels(args.gain or [], "gain"))
@@ -264,7 +268,8 @@ def render_view(engine: Any, stem_peaks: Any) -> Any:
     t.caption = (
         f"{state}  latency {lat['end_to_end_ms']:.1f} ms (engine {lat['engine_ms']:.1f})  "
         f"xruns {x['callbacks_flagged']}  underruns {st['rings']['output_underruns']}  "
-        f"late {d['late_events']}  errors {d['model_errors'] + d['nonfinite_hops']}  {margin_used(st)}\n"
+        f"late {d['late_events']}  caught up {d['catch_ups']}  "
+        f"errors {d['model_errors'] + d['nonfinite_hops']}  {margin_used(st)}\n"
         f"step p50 {st['step_ms']['p50']:.2f} ms  p99 {st['step_ms']['p99']:.2f} ms  "
         f"RTF p50 {r['p50']:.2f}  p99 {r['p99']:.2f}  routing {snap['routing']}  "
         f"master {snap['master_db']:+.1f} dB  dry {snap['dry_db']:+.1f} dB"
@@ -303,14 +308,17 @@ def doubled_hop(arch: str, variant: str, hop: int) -> int | None:
 def late_advice(stats: dict[str, Any], bigger_hop: int | None) -> str:
     """What to do after a run whose model was late, for the closing line; empty when it never was.
 
-    A p50 step near the hop cannot keep up (the worker rarely catches up once behind, so the output
-    stays dry); a p99 above it with p50 well under is jitter, which a larger margin absorbs."""
+    A p50 step near the hop cannot keep up (once behind, it works a backlog off slowly, or jumps to
+    the live input when it owes more than ``--catch-up``, dropping input, so the output stays dry for
+    long); a p99 above it with p50 well under is jitter, which a larger margin absorbs."""
     d = stats["degradation"]
     if not d["late_events"]:
         return ""
     rate = stats["samplerate"]
     dry_s, run_s = d["dry_frames"] / rate, stats["frames"] / rate
     head = f"the model was late {d['late_events']}x, dry input for {dry_s:.1f} of {run_s:.1f} s"
+    if d.get("catch_ups"):
+        head += f", caught up {d['catch_ups']}x dropping {d['dropped_frames'] / rate:.1f} s of input"
     head += f" ({step_times(stats)})"
     if stats["step_ms"]["p50"] < 0.7 * stats["hop_ms"]:
         return f"{head}: jitter; a larger --margin (in hops, adds latency) absorbs it"
@@ -331,6 +339,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         output_device=s.output_device,
         blocksize=s.blocksize,
         margin=s.margin,
+        catch_up=s.catch_up,
         callback=args.callback,
         switch_interval=args.switch_interval,
     )
@@ -561,6 +570,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--samplerate", type=int, metavar="SR", help="device sample rate (Hz)")
     p.add_argument("--blocksize", type=int, metavar="N", help="frames per callback (default 256)")
     p.add_argument("--margin", type=float, metavar="HOPS", help="output safety margin in hops (default 1)")
+    p.add_argument(
+        "--catch-up",
+        type=float,
+        metavar="S",
+        help="when the model falls this many seconds behind, drop the backlog and resume at the live "
+        "input (model reset) instead of working it off while the output stays dry; 0: never "
+        "(default 0.25)",
+    )
     p.add_argument(
         "--callback",
         choices=("cfunc", "python"),

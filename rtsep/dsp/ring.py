@@ -301,6 +301,11 @@ class RingBuffer:
         return int(idx[WRITE] - idx[READ])
 
     @property
+    def written(self) -> int:
+        """Frames written since construction/reset (exact for the producer; a lower bound for others)."""
+        return int(self.idx[WRITE])
+
+    @property
     def writable(self) -> int:
         """Frames that fit without overrun (exact for the producer; a lower bound for others)."""
         idx = self.idx

@@ -24,7 +24,10 @@ wet frames whose time has passed when the worker catches up, and crossfades back
 ``(prefill - blocksize) / 2``; with ``margin=0`` there is no room for a crossfade and switches
 are hard). Every event is counted. A hard switch (wet missing in the
 middle of a block) happens only when the worker stalls with less than that reserve; it is counted
-separately.
+separately. A worker that owes more than ``config.catch_up`` seconds of output does not work that
+backlog off (at a real-time factor near 1 that keeps the output dry for many times the stall): it
+drops the stale input, resets the processor and resumes at the live edge (:meth:`Engine.catch_up`),
+writing placeholder frames that the callback skips, so the timeline and the latency do not move.
 
 Worker. It warms up in its own thread before the stream starts (torch's intra-op thread count is per
 thread: a fresh thread gets OpenMP's default team, whose spinning threads made every step 100x slower
@@ -329,6 +332,14 @@ class EngineConfig:
             threads made a 0.1 ms step take 40 ms, so the worker sets this explicitly.
         warmup_hops: model hops of silence run in the worker before the stream starts (first torch
             calls, oneDNN primitive creation, Numba kernels), then the state is reset.
+        catch_up: seconds of output a late worker may owe before it stops working the backlog off and
+            jumps to the live input instead (``None``: never). A model at a real-time factor ``r``
+            works off a backlog of ``b`` seconds in ``b * r / (1 - r)`` s, all of it dry: 9 s after a
+            1 s stall at ``r = 0.9``, and never at ``r >= 1`` (the input ring overflows after
+            ``ring_seconds``). Jumping drops the stale input, resets the model and feeds it
+            :attr:`Engine.catch_up_warm` frames before the live edge, so the output is wet again after
+            about ``(catch_up_warm + prefill) * r / (1 - r)`` frames, starting from a fresh model
+            state as at stream start; the timeline (and so the latency) is unchanged.
         start_timeout: seconds to wait for the worker's warm-up.
         stop_timeout: seconds :meth:`Engine.stop` waits for the worker to finish its block. A worker
             still running at interpreter exit aborts the process ("terminate called without an active
@@ -347,6 +358,7 @@ class EngineConfig:
     max_blocksize: int = 8192
     torch_threads: int | None = None
     warmup_hops: int = 16
+    catch_up: float | None = 0.25
     start_timeout: float = 120.0
     stop_timeout: float = 10.0
 
@@ -386,6 +398,15 @@ class Engine:
         xfade = cfg.xfade if cfg.xfade is not None else min(64, self.hop_dev // 4)
         self.xfade = max(0, min(int(xfade), (self.prefill - block) // 2))
         self.latency = self.prefill + p.latency  # device frames, callback timeline
+        # catching up: input fed through a reset model before the live edge (its output is discarded:
+        # the processor's latency makes its first output frames the reset's zeros) and the least debt
+        # that triggers a jump (never less than that warm-up, which comes out of the dropped input)
+        self.catch_up_warm = p.latency + self.hop_dev
+        self.catch_up_frames = (
+            None
+            if cfg.catch_up is None
+            else max(round(cfg.catch_up * p.samplerate), self.catch_up_warm + (self.blocksize or 256))
+        )
         self.n_in = p.device_input_channels
         self.n_out = p.outputs
         cap = int(cfg.ring_seconds * p.samplerate)
@@ -410,6 +431,9 @@ class Engine:
         self._reported_error = False
         self.worker_errors = 0
         self.worker_chunks = 0
+        self.catch_ups = 0  # jumps to the live input (worker-written)
+        self.dropped_frames = 0  # input frames never processed because of them
+        self._zeros = np.zeros((max(cfg.max_blocksize, block), self.n_out), dtype=np.float32)
         self.started_at = 0.0
         self.stream_latency = (0.0, 0.0)
         self._old_switch: float | None = None
@@ -567,27 +591,87 @@ class Engine:
                     poller.poll(p)
                 except Exception as exc:
                     self.on_event(f"rtsep: control poll failed: {type(exc).__name__}: {exc}")
-            k = min(self.in_ring.readable, max_chunk)
-            if k == 0:
+            if self.work_once(buf, max_chunk) == 0:
                 time.sleep(poll_s)
                 continue
-            chunk = buf[:k]
-            self.in_ring.read(chunk)
-            try:
-                y = p.process(chunk)
-            except Exception as exc:
-                self.worker_errors += 1
-                if self.worker_errors == 1:
-                    self.on_event(f"rtsep: worker error, passing silence: {type(exc).__name__}: {exc}")
-                y = np.zeros((k, self.n_out), dtype=np.float32)  # keeps the timeline
-            self.out_ring.write(np.ascontiguousarray(y))
-            self.worker_chunks += 1
             if p.stats.model_errors and not self._reported_error:
                 self._reported_error = True
                 self.on_event(f"rtsep: model error, passing dry audio: {p.stats.first_error}")
             if p.mixer._applied != mixer_version:  # keep the fallback in step with the mixer
                 mixer_version = p.mixer._applied
                 self._publish_fallback()
+
+    def work_once(self, buf: np.ndarray, max_chunk: int) -> int:
+        """One step of the worker: catch up when far behind, then process up to ``max_chunk`` frames.
+
+        Args:
+            buf: ``(>= max_chunk, input channels)`` float32 scratch.
+            max_chunk: most input frames to process.
+
+        Returns:
+            Input frames processed (0: no input was waiting).
+        """
+        self.catch_up(buf)
+        k = min(self.in_ring.readable, max_chunk)
+        if k == 0:
+            return 0
+        chunk = buf[:k]
+        self.in_ring.read(chunk)
+        try:
+            y = self.processor.process(chunk)
+        except Exception as exc:
+            self.worker_errors += 1
+            if self.worker_errors == 1:
+                self.on_event(f"rtsep: worker error, passing silence: {type(exc).__name__}: {exc}")
+            y = np.zeros((k, self.n_out), dtype=np.float32)  # keeps the timeline
+        self.out_ring.write(np.ascontiguousarray(y))
+        self.worker_chunks += 1
+        return k
+
+    def catch_up(self, buf: np.ndarray) -> int:
+        """Jump to the live input when the output owed exceeds ``config.catch_up``; 0 otherwise.
+
+        The callback has played ``ist[I_FRAMES]`` frames and the worker has written
+        ``out_ring.written`` (prefill included): the difference, when positive, is output whose time
+        has passed, which the callback skips when it arrives. The worker writes that many frames of
+        silence (skipped, never played), consumes as many input frames (all dropped but the last
+        ``catch_up_warm``, which go through the freshly reset processor with their output discarded)
+        and resumes at the live edge: output index and input index stay ``prefill`` apart, so the
+        latency is unchanged, and the callback crossfades back to wet as soon as the ring refills.
+
+        Returns:
+            Input frames dropped.
+        """
+        if self.catch_up_frames is None:
+            return 0
+        owed = int(self.ist[I_FRAMES]) - self.out_ring.written
+        if owed < self.catch_up_frames:
+            return 0
+        # the input ring holds ``owed + prefill`` frames unless it overflowed (catch_up was off for
+        # a while or was just turned on): then the timeline is gone anyway and what is there is used
+        owed = min(owed, self.in_ring.readable)
+        warm = min(self.catch_up_warm, owed)
+        drop = owed - warm
+        zeros = self._zeros
+        done = 0
+        while done < owed:  # placeholders for the output whose time has passed
+            k = min(owed - done, zeros.shape[0])
+            self.out_ring.write(zeros[:k])
+            done += k
+        chunk = buf.shape[0]
+        done = 0
+        while done < drop:
+            done += self.in_ring.read(buf[: min(drop - done, chunk)])
+        p = self.processor
+        p.reset()
+        done = 0
+        while done < warm:
+            k = self.in_ring.read(buf[: min(warm - done, chunk)])
+            p.process(buf[:k])
+            done += k
+        self.catch_ups += 1
+        self.dropped_frames += drop
+        return drop
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Engine:
@@ -757,6 +841,8 @@ class Engine:
                 "nonfinite_hops": st.nonfinite_hops,
                 "model_errors": st.model_errors,
                 "first_model_error": st.first_error,
+                "catch_ups": self.catch_ups,
+                "dropped_frames": self.dropped_frames,
                 "worker_errors": self.worker_errors,
                 "worker_alive": self._worker is not None and self._worker.is_alive(),
                 "limited_frames": p.limiter.limited_frames,

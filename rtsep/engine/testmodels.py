@@ -160,6 +160,9 @@ class Slow(_Wrapper):
         late: how long a late step sleeps, in hop durations (e.g. 4.0).
         seed: schedule seed.
         warmup: steps before the first possible late step.
+        count: most late steps (``None``: no limit); ``prob=1, count=1`` is one stall at ``warmup``.
+        load: every step takes at least this fraction of the hop duration (sleeping, without the
+            GIL): a model at that real-time factor.
     """
 
     def __init__(
@@ -169,17 +172,30 @@ class Slow(_Wrapper):
         late: float = 4.0,
         seed: int = 0,
         warmup: int = 50,
+        count: int | None = None,
+        load: float = 0.0,
     ) -> None:
-        super().__init__(inner, "test:slow", dict(prob=prob, late=late, seed=seed, warmup=warmup))
-        self.prob, self.late, self.warmup = prob, late, warmup
+        super().__init__(
+            inner,
+            "test:slow",
+            dict(prob=prob, late=late, seed=seed, warmup=warmup, count=count, load=load),
+        )
+        self.prob, self.late, self.warmup, self.count, self.load = prob, late, warmup, count, load
         self._rng = random.Random(seed)
         self.late_steps = 0
 
     def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
-        if self.steps >= self.warmup and self._rng.random() < self.prob:
+        hop_s = self.hop / self.sample_rate
+        t0 = time.perf_counter()
+        may = self.count is None or self.late_steps < self.count
+        if self.steps >= self.warmup and may and self._rng.random() < self.prob:
             self.late_steps += 1
-            time.sleep(self.late * self.hop / self.sample_rate)
-        return super().step(chunk, state)
+            time.sleep(self.late * hop_s)
+        y, state = super().step(chunk, state)
+        rest = t0 + self.load * hop_s - time.perf_counter()
+        if rest > 0:
+            time.sleep(rest)
+        return y, state
 
 
 class Failing(_Wrapper):
@@ -230,15 +246,15 @@ TEST_MODELS = ("bandsplit", "slow", "failing", "nan", "busy")
 def build_test_model(name: str, **config: Any) -> StreamingSeparator:
     """Build a test model by name; ``config`` goes to :class:`BandSplit` except the wrapper's own keys.
 
-    Wrapper keys: ``slow``: ``prob``, ``late``, ``seed``, ``warmup``; ``failing`` / ``nan``: ``start``,
-    ``every``; ``busy``: ``load``.
+    Wrapper keys: ``slow``: ``prob``, ``late``, ``seed``, ``warmup``, ``count``, ``load``;
+    ``failing`` / ``nan``: ``start``, ``every``; ``busy``: ``load``.
 
     Raises:
         ValueError: unknown name (lists the accepted ones) or unknown keys.
     """
     own = {
         "bandsplit": (),
-        "slow": ("prob", "late", "seed", "warmup"),
+        "slow": ("prob", "late", "seed", "warmup", "count", "load"),
         "failing": ("start", "every"),
         "nan": ("start", "every"),
         "busy": ("load",),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -11,6 +13,7 @@ from rtsep.engine.testmodels import BandSplit
 
 torch.set_num_threads(1)
 RATE, BLOCK = 48000, 128
+PRESETS = Path(__file__).resolve().parents[2] / "presets"
 
 
 def _simulate(routing: str, outputs: int, x: np.ndarray, stalls: set[int]) -> tuple[np.ndarray, Engine]:
@@ -109,3 +112,90 @@ def test_live_says_what_to_do_after_a_late_model() -> None:
     assert "--device cuda" in late_advice(st, None)
     st["step_ms"] = {"p50": 0.3 * hop_ms, "p99": 1.4 * hop_ms}  # fast, with spikes
     assert "larger --margin" in late_advice(st, 256)
+
+
+def _simulate_slow(
+    routing: str, outputs: int, x: np.ndarray, stall: range, rtf: float, catch_up: float | None
+) -> tuple[np.ndarray, Engine]:
+    """Callbacks block by block and a worker that does ``BLOCK / rtf`` frames of work per block
+    (a reset's warm-up frames count as work), except during ``stall``."""
+    p = Processor(BandSplit(sample_rate=RATE, channels=2, hop=256), outputs=outputs, routing=routing)
+    e = Engine(p, EngineConfig(blocksize=BLOCK, margin=1.0, catch_up=catch_up))
+    e._reset_state()
+    rings = (e.in_ring.buf, e.in_ring.idx, e.out_ring.buf, e.out_ring.idx)
+    args = (*rings, e.dline, e.fb, e.scratch, e.ist, e.fst)
+    out = np.zeros((len(x), outputs), dtype=np.float32)
+    buf = np.zeros((e.in_ring.capacity, 2), dtype=np.float32)
+    credit = 0.0
+    for b in range(len(x) // BLOCK):
+        sl = slice(b * BLOCK, (b + 1) * BLOCK)
+        callback_kernel(np.ascontiguousarray(x[sl]), out[sl], 0, *args)
+        if b in stall:
+            continue
+        credit += BLOCK / rtf
+        while credit >= BLOCK:
+            jumps = e.catch_ups
+            done = e.work_once(buf, BLOCK)
+            if done == 0:
+                credit = 0.0  # idle time cannot be banked
+                break
+            credit -= done + (e.catch_up_warm if e.catch_ups > jumps else 0)
+    return out, e
+
+
+def test_catch_up_jumps_to_the_live_input_and_keeps_the_timeline() -> None:
+    """A 0.27 s stall of a worker at real-time factor 0.9: working the backlog off keeps the output dry
+    for ~2.4 s more; catching up drops the stale input and is wet again within ~0.15 s, on the same timeline
+    (the oracle's output stays the input delayed by the latency through the jump: no placeholder or
+    reset frame plays, no shift)."""
+    x = (0.1 * np.random.default_rng(1).standard_normal((1300 * BLOCK, 2))).astype(np.float32)
+    stall = range(300, 400)
+    slow, e0 = _simulate_slow("mix", 2, x, stall, 0.9, None)
+    fast, e1 = _simulate_slow("mix", 2, x, stall, 0.9, 0.1)
+    for y, e in ((slow, e0), (fast, e1)):
+        lat = e.latency
+        np.testing.assert_allclose(y[lat:], x[:-lat], atol=3e-6)
+        assert e.ist[I_LATE] == 1 and e.ist[I_RECOVER] == 1 and e.ist[I_HARD] == 0
+    d0, d1 = e0.stats()["degradation"], e1.stats()["degradation"]
+    assert d0["catch_ups"] == 0 and d0["dropped_frames"] == 0
+    assert d1["catch_ups"] == 1 and d1["dropped_frames"] > 0.1 * RATE
+    # dry beyond the stall itself (0.27 s, less the margin): the backlog worked off at a tenth of
+    # real time, or the reset model's warm-up and the prefill worked off the same way
+    stalled = len(stall) * BLOCK
+    assert d0["dry_frames"] - stalled > 2.0 * RATE
+    assert d1["dry_frames"] - stalled < 0.15 * RATE
+
+
+def test_after_catching_up_the_output_is_the_offline_output() -> None:
+    """With stems that differ from the dry fallback (split routing), once the reset model has seen
+    more input than its filters span, the live output equals the offline processor's, shifted by
+    the engine's prefill: the jump kept the timeline to the sample."""
+    x = (0.1 * np.random.default_rng(2).standard_normal((900 * BLOCK, 2))).astype(np.float32)
+    y, e = _simulate_slow("split", 6, x, range(300, 400), 0.9, 0.1)
+    assert e.catch_ups == 1 and not e.stats()["degradation"]["dry_now"]
+    ref = Processor(BandSplit(sample_rate=RATE, channels=2, hop=256), outputs=6, routing="split")
+    offline = ref.process(x)
+    tail = 200 * BLOCK  # well after the recovery
+    np.testing.assert_allclose(y[-tail:], offline[-tail - e.prefill : -e.prefill], atol=1e-6)
+
+
+def test_catch_up_comes_from_the_preset_and_the_flag(tmp_path: Path) -> None:
+    from rtsep.cli import build_parser
+    from rtsep.cli.live import late_advice, settings_from_args
+
+    parse = build_parser().parse_args
+    default = str(PRESETS / "default.yaml")
+    assert settings_from_args(parse(["live", "--preset", default])).catch_up == 0.25
+    assert settings_from_args(parse(["live", "--preset", default, "--catch-up", "1.5"])).catch_up == 1.5
+    assert settings_from_args(parse(["live", "--preset", default, "--catch-up", "0"])).catch_up is None
+    off = tmp_path / "off.yaml"
+    text = (PRESETS / "default.yaml").read_text().replace("catch_up_s: 0.25", "catch_up_s: null")
+    off.write_text(text.replace("../weights/", f"{PRESETS.parent / 'weights'}/"))
+    assert settings_from_args(parse(["live", "--preset", str(off)])).catch_up is None
+    # the closing advice says what a jump cost
+    x = (0.1 * np.random.default_rng(3).standard_normal((600 * BLOCK, 2))).astype(np.float32)
+    _, e = _simulate_slow("mix", 2, x, range(200, 300), 0.9, 0.1)
+    st = e.stats()
+    st["step_ms"] = {"p50": 0.9 * st["hop_ms"], "p99": 1.1 * st["hop_ms"]}
+    dropped = st["degradation"]["dropped_frames"] / RATE
+    assert f", caught up 1x dropping {dropped:.1f} s of input (" in late_advice(st, None)
