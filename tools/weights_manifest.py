@@ -107,6 +107,7 @@ def main() -> int:
                 "steps": ckpt.get("steps"),
                 "init_steps": ckpt.get("init_steps"),
                 "transfer_arch": ckpt.get("transfer_arch"),
+                "transfer_variant": ckpt.get("transfer_variant"),
                 "transfer_steps": ckpt.get("transfer_steps"),
                 "anchors": ckpt.get("anchors"),
                 "data_seed": ckpt.get("data_seed"),
@@ -162,7 +163,10 @@ def _steps(e: dict[str, Any]) -> str:
     init = e.get("init_steps")
     steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
     if e.get("transfer_arch"):
-        steps += f" from {e['transfer_arch']} ({e['transfer_steps']})"
+        source = e["transfer_arch"]
+        if e.get("transfer_variant") and e["transfer_variant"] != e["variant"]:
+            source += f" {e['transfer_variant']}"
+        steps += f" from {source} ({e['transfer_steps']})"
     if e.get("anchors"):
         steps += ", re-anchored"
     if e.get("train_timbre"):

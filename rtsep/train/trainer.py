@@ -155,7 +155,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     transfer: dict[str, Any] = {}
     if cfg.transfer:
         source = transfer_source(cfg.transfer, device)
-        transfer = {"arch": source["arch"], "steps": source["steps"]}
+        transfer = {"arch": source["arch"], "variant": source["variant"], "steps": source["steps"]}
         if not resume:  # a resumed run already holds the transferred weights
             moved = transfer_layers(model, source)
             print(
@@ -245,6 +245,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                         init_steps=prior["steps"],
                         transfer_from=cfg.transfer,
                         transfer_arch=transfer.get("arch"),
+                        transfer_variant=transfer.get("variant"),
                         transfer_steps=transfer.get("steps"),
                         best_valid_loss=best,
                         valid_si_snr=v_snr,
@@ -349,14 +350,19 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     Mask Inference, Deep Clustering and Chimera share :class:`~rtsep.models.spectral.RecurrentTrunk`
     and Mask Inference and Chimera the mask head: a trained Mask Inference checkpoint starts Chimera
     (trunk and mask head) or Deep Clustering (trunk) from separating features instead of from
-    scratch (``--transfer``). The checkpoint may hold another architecture but must share the
-    variant; a tensor whose name matches but whose shape differs is an error (another size or
-    configuration), and so is a checkpoint sharing nothing. Returns the loaded and the fresh tensor
-    names and their top-level modules.
+    scratch (``--transfer``), and a trained causal checkpoint starts its own architecture's chunked
+    variant (U-Net's two variants have the same layers: the chunked one strides along time over
+    patches with lookahead, the causal one runs causal kernels without striding). A checkpoint of
+    another architecture must share the variant; a tensor whose name matches but whose shape
+    differs is an error (another size or configuration), and so is a checkpoint sharing nothing.
+    Returns the loaded and the fresh tensor names and their top-level modules.
     """
     path = source["path"]
-    if source["variant"] != model.variant:
-        raise ValueError(f"--transfer {path}: checkpoint is {source['variant']}, run is {model.variant}")
+    if source["variant"] != model.variant and source["arch"] != model.arch:
+        raise ValueError(
+            f"--transfer {path}: checkpoint is {source['arch']} {source['variant']}, run is "
+            f"{model.arch} {model.variant} (another variant only of the same architecture)"
+        )
     theirs = source["state_dict"]
     own = model.state_dict()
     clash = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]

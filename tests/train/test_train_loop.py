@@ -184,6 +184,26 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
         run(transfer=str(tmp_path / "missing.pt"))
 
 
+def test_transfer_starts_a_chunked_unet_from_its_causal_checkpoint(tmp_path: Path) -> None:
+    from rtsep.train.trainer import transfer_layers, transfer_source
+
+    small = {"filters": [2, 2, 2, 2, 2, 2]}
+    causal = models.build("unet", variant="causal", **small)
+    with torch.no_grad():
+        for prm in causal.parameters():
+            prm.add_(0.1)  # not the chunked model's own initialisation
+    path = tmp_path / "unet-causal.pt"
+    models.save(causal, path, steps=7)
+    chunked = models.build("unet", variant="chunked", **small)
+    moved = transfer_layers(chunked, transfer_source(str(path), torch.device("cpu")))
+    assert moved["fresh"] == [] and len(moved["loaded"]) == len(causal.state_dict())
+    for k, v in causal.state_dict().items():
+        assert torch.equal(chunked.state_dict()[k], v), k
+    # another architecture must share the variant
+    with pytest.raises(ValueError, match="another variant only of the same architecture"):
+        transfer_layers(models.build("wave_unet", variant="chunked"), transfer_source(str(path), "cpu"))
+
+
 def test_transfer_anchors_a_clustering_separator_before_its_first_step(
     tiny_cfg: TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
