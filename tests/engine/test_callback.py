@@ -16,22 +16,21 @@ RATE, BLOCK = 48000, 128
 PRESETS = Path(__file__).resolve().parents[2] / "presets"
 
 
+def _engine(
+    routing: str, outputs: int, catch_up: float | None = 0.25
+) -> tuple[Engine, tuple[np.ndarray, ...]]:
+    """A fresh engine on the oracle model (no stream) and the state arrays its callback kernel takes."""
+    p = Processor(BandSplit(sample_rate=RATE, channels=2, hop=256), outputs=outputs, routing=routing)
+    e = Engine(p, EngineConfig(blocksize=BLOCK, margin=1.0, catch_up=catch_up))
+    e._reset_state()
+    rings = (e.in_ring.buf, e.in_ring.idx, e.out_ring.buf, e.out_ring.idx)
+    return e, (*rings, e.dline, e.fb, e.scratch, e.ist, e.fst)
+
+
 def _simulate(routing: str, outputs: int, x: np.ndarray, stalls: set[int]) -> tuple[np.ndarray, Engine]:
     """Run callbacks block by block; the worker runs after every block except those in ``stalls``."""
-    p = Processor(BandSplit(sample_rate=RATE, channels=2, hop=256), outputs=outputs, routing=routing)
-    e = Engine(p, EngineConfig(blocksize=BLOCK, margin=1.0))
-    e._reset_state()
-    args = (
-        e.in_ring.buf,
-        e.in_ring.idx,
-        e.out_ring.buf,
-        e.out_ring.idx,
-        e.dline,
-        e.fb,
-        e.scratch,
-        e.ist,
-        e.fst,
-    )
+    e, args = _engine(routing, outputs)
+    p = e.processor
     out = np.zeros((len(x), outputs), dtype=np.float32)
     buf = np.zeros((len(x), 2), dtype=np.float32)
     for b in range(len(x) // BLOCK):
@@ -119,11 +118,7 @@ def _simulate_slow(
 ) -> tuple[np.ndarray, Engine]:
     """Callbacks block by block and a worker that does ``BLOCK / rtf`` frames of work per block
     (a reset's warm-up frames count as work), except during ``stall``."""
-    p = Processor(BandSplit(sample_rate=RATE, channels=2, hop=256), outputs=outputs, routing=routing)
-    e = Engine(p, EngineConfig(blocksize=BLOCK, margin=1.0, catch_up=catch_up))
-    e._reset_state()
-    rings = (e.in_ring.buf, e.in_ring.idx, e.out_ring.buf, e.out_ring.idx)
-    args = (*rings, e.dline, e.fb, e.scratch, e.ist, e.fst)
+    e, args = _engine(routing, outputs, catch_up)
     out = np.zeros((len(x), outputs), dtype=np.float32)
     buf = np.zeros((e.in_ring.capacity, 2), dtype=np.float32)
     credit = 0.0
