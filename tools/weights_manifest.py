@@ -113,6 +113,7 @@ def main() -> int:
                 "data_seed": ckpt.get("data_seed"),
                 "train_items": ckpt.get("train_items"),
                 "train_timbre": ckpt.get("train_timbre", 0.0),
+                "timbre_steps": ckpt.get("timbre_steps"),
                 "sign_flip": ckpt.get("sign_flip", 0.0),
                 "loss": ckpt.get("loss"),
                 "polarity_ensemble": bool(ckpt["config"].get("polarity_ensemble", False)),
@@ -170,7 +171,9 @@ def _steps(e: dict[str, Any]) -> str:
     if e.get("anchors"):
         steps += ", re-anchored"
     if e.get("train_timbre"):
-        steps += f", last {e['steps'] - (init or 0)} on timbre-shifted songs ({e['train_timbre']:g})"
+        shifted = e.get("timbre_steps") or e["steps"] - (init or 0)  # before timbre_steps: the last stage
+        share = f"on timbre-shifted songs ({e['train_timbre']:g})"
+        steps += f", all {share}" if shifted >= e["steps"] else f", last {shifted} {share}"
     if e.get("sign_flip"):
         steps += f", with polarity flips ({e['sign_flip']:g})"
     if e.get("loss") and e["loss"] != LOSS_BY_ARCH.get(e["arch"]):

@@ -109,8 +109,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="CKPT",
         help="start from the layers this checkpoint of another architecture shares by name (their "
         "shapes must agree): a trained mask_inference starts chimera's trunk and mask head, or "
-        "deep_clustering's trunk, and a causal checkpoint its own chunked variant (unet); the other "
-        "layers start fresh",
+        "deep_clustering's trunk, and a causal checkpoint its own chunked variant of the same size "
+        "(unet: every layer; openunmix: all but the LSTMs, bidirectional in the chunked one); the "
+        "other layers start fresh",
     )
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(

@@ -146,7 +146,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     saved_at = None
     rows: list[dict[str, Any]] = []
     resume_path = out / "resume.pt"
-    prior = {"steps": 0, "wall_time_s": 0.0}
+    prior: dict[str, Any] = {"steps": 0, "wall_time_s": 0.0, "transfer": {}, "timbre_steps": 0}
     if cfg.init and cfg.transfer:
         raise ValueError(
             "--init and --transfer exclude each other: --init continues a run of this "
@@ -155,13 +155,24 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     transfer: dict[str, Any] = {}
     if cfg.transfer:
         source = transfer_source(cfg.transfer, device)
-        transfer = {"arch": source["arch"], "variant": source["variant"], "steps": source["steps"]}
+        transfer = {
+            "from": cfg.transfer,
+            "arch": source["arch"],
+            "variant": source["variant"],
+            "steps": source["steps"],
+        }
         if not resume:  # a resumed run already holds the transferred weights
             moved = transfer_layers(model, source)
             print(
                 f"--transfer {cfg.transfer}: {len(moved['loaded'])} tensors of {source['arch']} loaded "
                 f"({', '.join(moved['modules'])}); {len(moved['fresh'])} left as initialised "
-                f"({', '.join(moved['fresh_modules']) or 'none'})",
+                f"({', '.join(moved['fresh_modules']) or 'none'})"
+                + (
+                    f", {len(moved['reshaped'])} of them shaped otherwise in this variant "
+                    f"(e.g. {moved['reshaped'][0]})"
+                    if moved["reshaped"]
+                    else ""
+                ),
                 flush=True,
             )
             if anchors is not None:
@@ -171,6 +182,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 anchor_clusters(model, *anchors)
     if cfg.init:
         prior = warm_start(model, cfg.init, device)
+        transfer = prior["transfer"]  # where the checkpoint's own training started, if elsewhere
         if not resume:  # the starting point is the checkpoint to beat
             best, best_snr = validate(model, objective, v_mix, v_tgt, cfg.batch)
     if resume:
@@ -243,7 +255,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                         wall_time_s=round(prior["wall_time_s"] + wall, 1),
                         init_from=cfg.init,
                         init_steps=prior["steps"],
-                        transfer_from=cfg.transfer,
+                        transfer_from=transfer.get("from"),
                         transfer_arch=transfer.get("arch"),
                         transfer_variant=transfer.get("variant"),
                         transfer_steps=transfer.get("steps"),
@@ -253,6 +265,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                         loss=objective.name,
                         train_items=len(train_reader),
                         train_timbre=train_timbre,
+                        timbre_steps=prior["timbre_steps"] + step if train_timbre else 0,
                         segment_s=cfg.segment,
                         sign_flip=cfg.sign_flip,
                         batch=cfg.batch,
@@ -309,8 +322,11 @@ def _read_checkpoint(path: str, option: str, device: torch.device) -> dict[str, 
 def warm_start(model: models.StreamingSeparator, path: str, device: torch.device) -> dict[str, Any]:
     """Load the weights of checkpoint ``path`` into ``model`` (fine-tuning, ``--init``).
 
-    The checkpoint must hold the same architecture, variant and size; returns its ``steps`` and
-    ``wall_time_s`` so that the new checkpoint reports the total training that went into it. The run
+    The checkpoint must hold the same architecture, variant and size. Returns its ``steps`` and
+    ``wall_time_s``, where its training started (``transfer``: from, arch, variant and steps of a
+    ``--transfer`` source, carried through any number of ``--init`` stages; empty when it started
+    from scratch) and how many of its last steps ran on timbre-shifted songs (``timbre_steps``), so
+    that the new checkpoint reports the whole training that went into it. The run
     keeps its own hyperparameters: any that differ from the checkpoint's are printed (a shipped
     waveform checkpoint runs the polarity ensemble, a fine-tune from it does not unless ``--set``).
     """
@@ -329,7 +345,24 @@ def warm_start(model: models.StreamingSeparator, path: str, device: torch.device
             + "; --set KEY=VALUE keeps the checkpoint's",
             flush=True,
         )
-    return {"steps": int(ckpt.get("steps") or 0), "wall_time_s": float(ckpt.get("wall_time_s") or 0.0)}
+    steps = int(ckpt.get("steps") or 0)
+    timbre = ckpt.get("timbre_steps")
+    if timbre is None:  # written before timbre_steps: its last stage is all that is known
+        timbre = steps - int(ckpt.get("init_steps") or 0) if ckpt.get("train_timbre") else 0
+    transfer: dict[str, Any] = {}
+    if ckpt.get("transfer_arch"):
+        transfer = {
+            "from": ckpt.get("transfer_from"),
+            "arch": ckpt["transfer_arch"],
+            "variant": ckpt.get("transfer_variant"),
+            "steps": ckpt.get("transfer_steps"),
+        }
+    return {
+        "steps": steps,
+        "wall_time_s": float(ckpt.get("wall_time_s") or 0.0),
+        "transfer": transfer,
+        "timbre_steps": int(timbre),
+    }
 
 
 def transfer_source(path: str, device: torch.device) -> dict[str, Any]:
@@ -338,6 +371,8 @@ def transfer_source(path: str, device: torch.device) -> dict[str, Any]:
     return {
         "arch": ckpt.get("arch"),
         "variant": ckpt.get("variant"),
+        "size": ckpt.get("size"),
+        "config": ckpt.get("config") or {},
         "steps": int(ckpt.get("steps") or 0),
         "path": path,
         "state_dict": ckpt["state_dict"],
@@ -350,15 +385,23 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     Mask Inference, Deep Clustering and Chimera share :class:`~rtsep.models.spectral.RecurrentTrunk`
     and Mask Inference and Chimera the mask head: a trained Mask Inference checkpoint starts Chimera
     (trunk and mask head) or Deep Clustering (trunk) from separating features instead of from
-    scratch (``--transfer``), and a trained causal checkpoint starts its own architecture's chunked
-    variant (U-Net's two variants have the same layers: the chunked one strides along time over
-    patches with lookahead, the causal one runs causal kernels without striding). A checkpoint of
-    another architecture must share the variant; a tensor whose name matches but whose shape
-    differs is an error (another size or configuration), and so is a checkpoint sharing nothing.
-    Returns the loaded and the fresh tensor names and their top-level modules.
+    scratch (``--transfer``). A checkpoint of another architecture must share the variant; a tensor
+    whose name matches but whose shape differs is an error (another size or configuration), and so
+    is a checkpoint sharing nothing.
+
+    A trained causal checkpoint also starts its own architecture's chunked variant, of the same size
+    and hyperparameters (any that differ, other than the load-time switches of
+    :func:`rtsep.models.streaming_keys`, are an error). U-Net's two variants have the same layers (the
+    chunked one strides along time over patches with lookahead, the causal one runs causal kernels
+    without striding); Open-Unmix's share all but their LSTMs, whose matching names hold other shapes
+    (the chunked one is bidirectional, ``hidden / 2`` units per direction): those tensors are
+    ``reshaped`` and start fresh with the others that the checkpoint lacks.
+
+    Returns the loaded, fresh and reshaped tensor names and the top-level modules of the first two.
     """
     path = source["path"]
-    if source["variant"] != model.variant and source["arch"] != model.arch:
+    same_arch = source["arch"] == model.arch
+    if source["variant"] != model.variant and not same_arch:
         raise ValueError(
             f"--transfer {path}: checkpoint is {source['arch']} {source['variant']}, run is "
             f"{model.arch} {model.variant} (another variant only of the same architecture)"
@@ -366,16 +409,32 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     theirs = source["state_dict"]
     own = model.state_dict()
     clash = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
-    if clash:
+    if clash and same_arch and source["variant"] != model.variant:
+        switches = set(models.streaming_keys(model.arch, model.variant))
+        saved = source.get("config", {})
+        differ = [
+            k
+            for k in sorted(saved)
+            if k in model.config and k not in switches and saved[k] != model.config[k]
+        ]
+        if source.get("size") != model.size or differ:
+            raise ValueError(
+                f"--transfer {path}: checkpoint is {model.arch} {source.get('size')} "
+                + ", ".join(f"{k}={saved[k]!r}" for k in differ)
+                + f", run is {model.size} "
+                + ", ".join(f"{k}={model.config[k]!r}" for k in differ)
+                + " (the same size and hyperparameters only)"
+            )
+    elif clash:
         raise ValueError(
             f"--transfer {path}: shapes differ for {', '.join(clash[:4])}"
             f"{' ...' if len(clash) > 4 else ''} (another size or configuration?)"
         )
-    loaded = [k for k in own if k in theirs]
+    loaded = [k for k in own if k in theirs and k not in clash]
     if not loaded:
         raise ValueError(f"--transfer {path}: no tensor of {source['arch']} matches {model.arch} by name")
     model.load_state_dict({k: theirs[k] for k in loaded}, strict=False)
-    fresh = [k for k in own if k not in theirs]
+    fresh = [k for k in own if k not in theirs or k in clash]
     hook = getattr(model, "after_transfer", None)
     if hook is not None:  # e.g. Conv-TasNet starts the blocks it grew as identities
         hook(fresh)
@@ -383,7 +442,13 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     def top(keys: list[str]) -> list[str]:
         return sorted({k.split(".")[0] for k in keys})
 
-    return {"loaded": loaded, "fresh": fresh, "modules": top(loaded), "fresh_modules": top(fresh)}
+    return {
+        "loaded": loaded,
+        "fresh": fresh,
+        "reshaped": clash,
+        "modules": top(loaded),
+        "fresh_modules": top(fresh),
+    }
 
 
 def anchor_segments(reader: SegmentReader) -> tuple[Tensor, Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -128,6 +129,22 @@ def test_init_fine_tunes_and_only_saves_improvements(tiny_cfg: TrainConfig, tmp_
         train(other)
 
 
+def test_init_counts_the_steps_that_ran_on_timbre_shifted_songs(tmp_path: Path) -> None:
+    """A fine-tune's checkpoint counts the shifted steps of the stages before it: ``timbre_steps``
+    where the checkpoint has it, the last stage of one written before it had."""
+    from rtsep.train.trainer import warm_start
+
+    model = models.build("convtasnet", **TINY)
+    path = tmp_path / "stage.pt"
+    models.save(model, path, steps=10, init_steps=4, train_timbre=0.6)  # before timbre_steps
+    assert warm_start(model, str(path), torch.device("cpu"))["timbre_steps"] == 6
+    models.save(model, path, steps=10, init_steps=4, train_timbre=0.6, timbre_steps=10)
+    assert warm_start(model, str(path), torch.device("cpu"))["timbre_steps"] == 10
+    models.save(model, path, steps=10, init_steps=4, train_timbre=0.0, timbre_steps=0)
+    started = warm_start(model, str(path), torch.device("cpu"))
+    assert started["timbre_steps"] == 0 and started["transfer"] == {}
+
+
 def test_init_names_the_hyperparameters_the_run_does_not_keep(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from rtsep.train.trainer import warm_start
 
@@ -169,6 +186,25 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
             continue  # batch norm statistics follow the chimera run's own batches even at lr 0
         assert torch.equal(ckpt["state_dict"][k], source["state_dict"][k]), k
     assert any(k.startswith("embedding_head.") for k in ckpt["state_dict"])
+    # a fine-tune of the transferred checkpoint says where its training started, as the stage before
+    tuned_path = tmp_path / "chimera-tuned.pt"
+    tuned = train(
+        TrainConfig(
+            **{
+                **base,
+                "arch": "chimera",
+                "init": str(chimera_path),
+                "select": "last",
+                "out": str(tmp_path / "chimera-tune"),
+                "weights": str(tuned_path),
+            }
+        )
+    )
+    again = torch.load(tuned_path, weights_only=True)
+    assert again["init_steps"] == ckpt["steps"] and again["steps"] == ckpt["steps"] + tuned["saved_at"]
+    for key in ("transfer_from", "transfer_arch", "transfer_variant", "transfer_steps"):
+        assert again[key] == ckpt[key], key
+    assert again["timbre_steps"] == 0  # the tiny songs are not timbre-shifted
 
     def run(**changes: object) -> None:
         train(TrainConfig(**{**base, "arch": "chimera", "out": str(tmp_path / "x"), **changes}))
@@ -184,16 +220,22 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
         run(transfer=str(tmp_path / "missing.pt"))
 
 
+def _causal_checkpoint(arch: str, path: Path, **small: Any) -> models.StreamingSeparator:
+    """A small causal ``arch`` saved at ``path``, its parameters moved off any fresh initialisation."""
+    causal = models.build(arch, variant="causal", **small)
+    with torch.no_grad():
+        for prm in causal.parameters():
+            prm.add_(0.1)
+    models.save(causal, path, steps=7)
+    return causal
+
+
 def test_transfer_starts_a_chunked_unet_from_its_causal_checkpoint(tmp_path: Path) -> None:
     from rtsep.train.trainer import transfer_layers, transfer_source
 
     small = {"filters": [2, 2, 2, 2, 2, 2]}
-    causal = models.build("unet", variant="causal", **small)
-    with torch.no_grad():
-        for prm in causal.parameters():
-            prm.add_(0.1)  # not the chunked model's own initialisation
     path = tmp_path / "unet-causal.pt"
-    models.save(causal, path, steps=7)
+    causal = _causal_checkpoint("unet", path, **small)
     chunked = models.build("unet", variant="chunked", **small)
     moved = transfer_layers(chunked, transfer_source(str(path), torch.device("cpu")))
     assert moved["fresh"] == [] and len(moved["loaded"]) == len(causal.state_dict())
@@ -202,6 +244,41 @@ def test_transfer_starts_a_chunked_unet_from_its_causal_checkpoint(tmp_path: Pat
     # another architecture must share the variant
     with pytest.raises(ValueError, match="another variant only of the same architecture"):
         transfer_layers(models.build("wave_unet", variant="chunked"), transfer_source(str(path), "cpu"))
+
+
+def test_transfer_starts_a_chunked_openunmix_from_its_causal_checkpoint_but_its_lstms(tmp_path: Path) -> None:
+    """Open-Unmix's chunked LSTMs are bidirectional with half the units per direction: the tensors
+    that share a name with the causal ones but not their shape start fresh, the rest transfer."""
+    from rtsep.train.trainer import transfer_layers, transfer_source
+
+    small = {"hidden": 8, "layers": 2}
+    path = tmp_path / "openunmix-causal.pt"
+    causal = _causal_checkpoint("openunmix", path, **small)
+    chunked = models.build("openunmix", variant="chunked", **small)
+    before = {k: v.clone() for k, v in chunked.state_dict().items()}
+    moved = transfer_layers(chunked, transfer_source(str(path), torch.device("cpu")))
+    theirs, own = causal.state_dict(), chunked.state_dict()
+    assert moved["reshaped"] and all(".lstm." in k and "_reverse" not in k for k in moved["reshaped"])
+    assert all(own[k].shape != theirs[k].shape for k in moved["reshaped"])
+    assert set(moved["fresh"]) == set(moved["reshaped"]) | {k for k in own if k not in theirs}
+    assert all(".lstm." in k for k in moved["fresh"])
+    assert moved["loaded"] and all(".lstm." not in k for k in moved["loaded"])
+    for k in moved["loaded"]:
+        assert torch.equal(own[k], theirs[k]), k
+    for k in moved["fresh"]:
+        assert torch.equal(own[k], before[k]), k
+    # another size or hyperparameters: an error, not a silent partial transfer
+    with pytest.raises(ValueError, match=r"hidden=8.*hidden=16.*same size and hyperparameters"):
+        transfer_layers(
+            models.build("openunmix", variant="chunked", hidden=16, layers=2),
+            transfer_source(str(path), "cpu"),
+        )
+    # the same variant with other shapes stays an error
+    with pytest.raises(ValueError, match="shapes differ"):
+        transfer_layers(
+            models.build("openunmix", variant="causal", hidden=16, layers=2),
+            transfer_source(str(path), "cpu"),
+        )
 
 
 def test_transfer_anchors_a_clustering_separator_before_its_first_step(
