@@ -172,8 +172,7 @@ def _steps(e: dict[str, Any]) -> str:
         steps += ", re-anchored"
     if e.get("train_timbre"):
         shifted = e.get("timbre_steps") or e["steps"] - (init or 0)  # before timbre_steps: the last stage
-        share = f"on timbre-shifted songs ({e['train_timbre']:g})"
-        steps += f", all {share}" if shifted >= e["steps"] else f", last {shifted} {share}"
+        steps += f", last {shifted} on timbre-shifted songs ({e['train_timbre']:g})"
     if e.get("sign_flip"):
         steps += f", with polarity flips ({e['sign_flip']:g})"
     if e.get("loss") and e["loss"] != LOSS_BY_ARCH.get(e["arch"]):
