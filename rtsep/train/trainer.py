@@ -379,6 +379,34 @@ def transfer_source(path: str, device: torch.device) -> dict[str, Any]:
     }
 
 
+def _check_same_hyperparameters(model: models.StreamingSeparator, source: dict[str, Any]) -> None:
+    """A causal checkpoint may start its own architecture's chunked variant (or the reverse) only at
+    the same size and with the same overrides: a hyperparameter may differ where the two variants'
+    defaults differ (Demucs' hidden width, TasNet's hop) or where :func:`rtsep.models.streaming_keys`
+    switches it at load time, nowhere else."""
+    saved = source.get("config", {})
+    size = source.get("size")
+    theirs_default = models.build(model.arch, variant=source["variant"], size=model.size).config
+    own_default = models.build(model.arch, variant=model.variant, size=model.size).config
+    switches = set(models.streaming_keys(model.arch, model.variant))
+    differ = [
+        k
+        for k in sorted(saved)
+        if k in model.config
+        and k not in switches
+        and saved[k] != model.config[k]
+        and theirs_default.get(k) == own_default.get(k)
+    ]
+    if size != model.size or differ:
+        raise ValueError(
+            f"--transfer {source['path']}: checkpoint is {model.arch} {size} "
+            + ", ".join(f"{k}={saved[k]!r}" for k in differ)
+            + f", run is {model.size} "
+            + ", ".join(f"{k}={model.config[k]!r}" for k in differ)
+            + " (the same size and hyperparameters only)"
+        )
+
+
 def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) -> dict[str, Any]:
     """Copy into ``model`` every tensor of ``source`` (:func:`transfer_source`) whose name matches.
 
@@ -390,8 +418,7 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     is a checkpoint sharing nothing.
 
     A trained causal checkpoint also starts its own architecture's chunked variant, of the same size
-    and hyperparameters (any that differ, other than the load-time switches of
-    :func:`rtsep.models.streaming_keys`, are an error). U-Net's two variants have the same layers (the
+    and overrides (:func:`_check_same_hyperparameters`). U-Net's two variants have the same layers (the
     chunked one strides along time over patches with lookahead, the causal one runs causal kernels
     without striding); Open-Unmix's share all but their LSTMs, whose matching names hold other shapes
     (the chunked one is bidirectional, ``hidden / 2`` units per direction): those tensors are
@@ -409,22 +436,8 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     theirs = source["state_dict"]
     own = model.state_dict()
     clash = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
-    if clash and same_arch and source["variant"] != model.variant:
-        switches = set(models.streaming_keys(model.arch, model.variant))
-        saved = source.get("config", {})
-        differ = [
-            k
-            for k in sorted(saved)
-            if k in model.config and k not in switches and saved[k] != model.config[k]
-        ]
-        if source.get("size") != model.size or differ:
-            raise ValueError(
-                f"--transfer {path}: checkpoint is {model.arch} {source.get('size')} "
-                + ", ".join(f"{k}={saved[k]!r}" for k in differ)
-                + f", run is {model.size} "
-                + ", ".join(f"{k}={model.config[k]!r}" for k in differ)
-                + " (the same size and hyperparameters only)"
-            )
+    if same_arch and source["variant"] != model.variant:
+        _check_same_hyperparameters(model, source)
     elif clash:
         raise ValueError(
             f"--transfer {path}: shapes differ for {', '.join(clash[:4])}"
