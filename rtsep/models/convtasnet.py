@@ -177,6 +177,23 @@ class ConvTasNet(FilterbankSeparator):
         causal = variant == "causal"
         self._build(config, variant, size, gated=False, masker=lambda: TCNMasker(config, causal=causal))
 
+    def transfer_names(self, theirs: dict[str, Tensor], variant: str) -> dict[str, Tensor]:
+        """A causal checkpoint's tensors under the chunked variant's names (``--transfer``): the same
+        layers, named and shaped otherwise. Its cumulative layer norms' ``gamma``/``beta`` (shape
+        ``(1, C, 1)``) become the global norms' ``weight``/``bias`` (``(C,)``), its cached depthwise
+        convolutions' ``depthwise.conv.*`` the centred ones' ``depthwise.*`` (the same kernels, which
+        the chunked model applies centred: training realigns them). Other pairs pass unchanged."""
+        if variant != "causal" or self.variant != "chunked":
+            return theirs
+        out: dict[str, Tensor] = {}
+        for key, value in theirs.items():
+            key = key.replace(".depthwise.conv.", ".depthwise.")
+            if key.endswith((".gamma", ".beta")) and value.dim() == 3:
+                stem, leaf = key.rsplit(".", 1)
+                key, value = f"{stem}.{'weight' if leaf == 'gamma' else 'bias'}", value.reshape(-1)
+            out[key] = value
+        return out
+
     @torch.no_grad()
     def after_transfer(self, fresh: list[str]) -> None:
         """Grow without forgetting: a TCN block that ``--transfer`` left fresh (a model grown from a

@@ -422,7 +422,9 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     chunked one strides along time over patches with lookahead, the causal one runs causal kernels
     without striding); Open-Unmix's share all but their LSTMs, whose matching names hold other shapes
     (the chunked one is bidirectional, ``hidden / 2`` units per direction): those tensors are
-    ``reshaped`` and start fresh with the others that the checkpoint lacks.
+    ``reshaped`` and start fresh with the others that the checkpoint lacks. A model that names its
+    variants' shared layers otherwise maps the checkpoint's names to its own first
+    (``transfer_names``: Conv-TasNet's norms and depthwise convolutions).
 
     Returns the loaded, fresh and reshaped tensor names and the top-level modules of the first two.
     """
@@ -434,6 +436,9 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
             f"{model.arch} {model.variant} (another variant only of the same architecture)"
         )
     theirs = source["state_dict"]
+    rename = getattr(model, "transfer_names", None)
+    if same_arch and rename is not None:  # e.g. Conv-TasNet's variants name their norms otherwise
+        theirs = rename(theirs, source["variant"])
     own = model.state_dict()
     clash = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
     if same_arch and source["variant"] != model.variant:

@@ -281,6 +281,31 @@ def test_transfer_starts_a_chunked_openunmix_from_its_causal_checkpoint_but_its_
         )
 
 
+def test_transfer_starts_a_chunked_convtasnet_from_its_causal_checkpoint_under_its_names(
+    tmp_path: Path,
+) -> None:
+    """Conv-TasNet's variants hold the same layers under other names: cumulative norms' gamma/beta
+    of shape (1, C, 1) are the global norms' weight/bias of shape (C,), cached depthwise convs'
+    ``depthwise.conv.*`` the centred ones' ``depthwise.*``. Every tensor transfers."""
+    from rtsep.train.trainer import transfer_layers, transfer_source
+
+    path = tmp_path / "convtasnet-causal.pt"
+    causal = _causal_checkpoint("convtasnet", path, **TINY)
+    chunked = models.build("convtasnet", variant="chunked", **TINY)
+    moved = transfer_layers(chunked, transfer_source(str(path), torch.device("cpu")))
+    assert moved["fresh"] == [] and moved["reshaped"] == []
+    assert len(moved["loaded"]) == len(chunked.state_dict())
+    theirs, own = causal.state_dict(), chunked.state_dict()
+    assert torch.equal(own["masker.norm.weight"], theirs["masker.norm.gamma"].reshape(-1))
+    assert torch.equal(own["masker.blocks.0.norm2.bias"], theirs["masker.blocks.0.norm2.beta"].reshape(-1))
+    assert torch.equal(
+        own["masker.blocks.1.depthwise.weight"], theirs["masker.blocks.1.depthwise.conv.weight"]
+    )
+    for k in own:
+        if k in theirs:
+            assert torch.equal(own[k], theirs[k]), k
+
+
 def test_transfer_anchors_a_clustering_separator_before_its_first_step(
     tiny_cfg: TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
