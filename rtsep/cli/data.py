@@ -111,8 +111,7 @@ def add_parser(subparsers: Any) -> None:
         "shapes must agree): a trained mask_inference starts chimera's trunk and mask head, or "
         "deep_clustering's trunk, and a causal checkpoint its own chunked variant of the same size "
         "(unet, convtasnet: every layer; openunmix: all but the LSTMs, bidirectional in the chunked "
-        "one); the "
-        "other layers start fresh",
+        "one); the other layers start fresh",
     )
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(

@@ -430,6 +430,7 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     """
     path = source["path"]
     same_arch = source["arch"] == model.arch
+    other_variant = same_arch and source["variant"] != model.variant
     if source["variant"] != model.variant and not same_arch:
         raise ValueError(
             f"--transfer {path}: checkpoint is {source['arch']} {source['variant']}, run is "
@@ -441,7 +442,7 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
         theirs = rename(theirs, source["variant"])
     own = model.state_dict()
     clash = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
-    if same_arch and source["variant"] != model.variant:
+    if other_variant:
         _check_same_hyperparameters(model, source)
     elif clash:
         raise ValueError(
