@@ -80,7 +80,9 @@ I_FRAMES, I_DELAY, I_MODE, I_LATE, I_DRY_FRAMES, I_DEBT, I_XFADE, I_CALLBACKS = 
 I_IN_UNDERFLOW, I_IN_OVERFLOW, I_OUT_UNDERFLOW, I_OUT_OVERFLOW, I_PRIMING = 8, 9, 10, 11, 12
 I_HARD, I_RECOVER, I_MISSING, I_MAX_BLOCK, I_RECOVER_LEVEL = 13, 14, 15, 16, 17
 I_LAST_LATE_AT, I_LAST_RECOVER_AT, I_FLAGGED, I_MIN_LEVEL = 18, 19, 20, 21
-IST_SIZE = 24
+# the first DRY_SPANS dry stretches, [late at, back to wet at) in callback frames (NEVER: still dry)
+I_SPANS, DRY_SPANS = 24, 16
+IST_SIZE = I_SPANS + 2 * DRY_SPANS
 NEVER = np.iinfo(np.int64).max  # I_MIN_LEVEL before the first wet callback
 # float64 state (fst): wet weight, then per-output peak (decaying) for meters
 F_WET, F_PEAK0 = 0, 1
@@ -164,10 +166,14 @@ def callback_kernel(
         mode = 1
         ist[I_LATE] += 1
         ist[I_LAST_LATE_AT] = pos
+        if ist[I_LATE] <= DRY_SPANS:
+            ist[I_SPANS + 2 * ist[I_LATE] - 2] = pos
     elif mode == 1 and debt == 0 and avail >= n + ist[I_RECOVER_LEVEL]:
         mode = 0
         ist[I_RECOVER] += 1
         ist[I_LAST_RECOVER_AT] = pos
+        if ist[I_RECOVER] <= DRY_SPANS:
+            ist[I_SPANS + 2 * ist[I_RECOVER] - 1] = pos
     ist[I_MODE] = mode
     r = min(n, avail, scratch.shape[0])
     if r > 0:
@@ -460,6 +466,7 @@ class Engine:
         self.ist[I_XFADE] = self.xfade
         self.ist[I_RECOVER_LEVEL] = 2 * self.xfade
         self.ist[I_MIN_LEVEL] = NEVER
+        self.ist[I_SPANS:] = NEVER
         self.fst[F_WET] = 1.0
         self.out_ring.write(np.zeros((self.prefill, self.n_out), dtype=np.float32))
 
@@ -794,6 +801,21 @@ class Engine:
             self.fst[F_PEAK0:] = 0.0
         return v
 
+    def dry_spans(self) -> list[list[int | None]]:
+        """The first ``DRY_SPANS`` dry stretches as ``[late at, wet again at]`` callback frames.
+
+        The output fades to dry over ``xfade`` frames from the first and back to wet over as many from
+        the second (``None``: still dry); frame 0 is the stream's first callback frame. Frames count
+        callbacks, so a host that skips a callback (a stalled JACK graph can) shifts later stretches
+        against the wall clock; ``rtsep demo`` finds them in its recording instead.
+        """
+        ist = self.ist
+        spans: list[list[int | None]] = []
+        for k in range(min(int(ist[I_LATE]), DRY_SPANS)):
+            end = int(ist[I_SPANS + 2 * k + 1])
+            spans.append([int(ist[I_SPANS + 2 * k]), None if end == NEVER else end])
+        return spans
+
     def stats(self) -> dict[str, Any]:
         """A snapshot of every counter (no locks; values may be one callback apart)."""
         ist = self.ist
@@ -838,6 +860,10 @@ class Engine:
                 "dry_now": bool(ist[I_MODE]),
                 "last_late_at_s": float(ist[I_LAST_LATE_AT]) / self.samplerate,
                 "last_recovery_at_s": float(ist[I_LAST_RECOVER_AT]) / self.samplerate,
+                # callback frames since the stream started: [late at, wet again at] per dry
+                # stretch (None: still dry), the first DRY_SPANS of them
+                "dry_spans": self.dry_spans(),
+                "xfade_frames": int(self.xfade),
                 "nonfinite_hops": st.nonfinite_hops,
                 "model_errors": st.model_errors,
                 "first_model_error": st.first_error,

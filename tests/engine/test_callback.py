@@ -57,6 +57,26 @@ def test_oracle_output_is_seamless_through_stalls() -> None:
     assert e.ist[I_LATE] == 2 and e.ist[I_RECOVER] == 2 and e.ist[I_HARD] == 0
 
 
+def test_dry_stretches_are_logged() -> None:
+    x = (0.1 * np.random.default_rng(1).standard_normal((200 * BLOCK, 2))).astype(np.float32)
+    wet, _ = _simulate("split", 6, x, set())
+    y, e = _simulate("split", 6, x, _stalls())
+    d = e.stats()["degradation"]
+    spans = d["dry_spans"]
+    assert len(spans) == d["late_events"] == 2
+    # each stretch goes dry inside its stall (3 and 8 blocks) and is wet again right after it ...
+    assert [s[0] // BLOCK for s in spans] == [82, 122], spans
+    assert all(s[1] is not None and s[1] // BLOCK in (84, 128, 129) for s in spans), spans
+    dry = sum(s[1] - s[0] for s in spans)
+    assert dry <= d["dry_frames"] <= dry + 2 * len(spans) * d["xfade_frames"], (spans, d)
+    # ... and the output differs from an unstalled run's exactly there (and its crossfade back)
+    differs = np.flatnonzero(np.abs(y - wet).max(axis=1) > 1e-6)
+    inside = np.zeros(len(x), dtype=bool)
+    for a, b in spans:
+        inside[a : b + d["xfade_frames"]] = True
+    assert inside[differs].all() and differs.min() == spans[0][0], (differs.min(), differs.max(), spans)
+
+
 def test_fallback_crossfade_has_no_click() -> None:
     t = np.arange(200 * BLOCK) / RATE
     sine = 0.3 * np.sin(2 * np.pi * 100 * t).astype(np.float32)
