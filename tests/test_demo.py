@@ -1,8 +1,10 @@
-"""`rtsep demo` without JACK: the preset's Processor over a held-out song with the MIDI automation."""
+"""`rtsep demo`: a held-out song through the default preset with the MIDI automation, live on JACK or
+through the Processor, scored on what the model itself played."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +70,60 @@ def test_a_demo_that_fell_behind_retries_a_hop_model_at_twice_the_hop() -> None:
     fixed = presets.load_preset(DEFAULT_PRESET.parent / "openunmix-causal.yaml")  # its STFT fixes the hop
     assert _lighter_args(fixed, {"processor": {"hop": 512}}) == []
     assert _lighter_args(fixed, {"processor": {"hop": 128}}) == []
+
+
+def test_dry_stretches_are_found_in_the_recording_itself() -> None:
+    from rtsep.cli.demo import PERIOD, dry_mask
+
+    rng = np.random.default_rng(0)
+    mixture = (0.1 * rng.standard_normal((20 * RATE // 10, 2))).astype(np.float32)
+    fb = np.zeros((2, 8), dtype=np.float32)
+    fb[0, ::2] = fb[1, 1::2] = 0.25  # mixture / 4 on every stem pair, as a 4-stem preset's fallback
+    stems = (0.05 * rng.standard_normal((len(mixture), 8))).astype(np.float32)
+    rec = stems.copy()
+    a, b = 5000, 7000
+    rec[a:b] = (mixture.astype(np.float64) @ fb.astype(np.float64)).astype(np.float32)[a:b]
+    rec[a - 10 : a] = 0.5 * (rec[a - 10 : a] + stems[a - 10 : a])  # the crossfade: neither
+    mask = dry_mask(rec, mixture, fb)
+    assert mask[a:b].all() and mask[a - PERIOD : b + PERIOD].all()
+    assert not mask[: a - PERIOD].any() and not mask[b + PERIOD :].any()
+    assert not dry_mask(stems, mixture, fb).any()  # a separation is never the dry fallback
+
+
+def test_what_a_live_run_lost_is_said_in_words() -> None:
+    from rtsep.cli.demo import _spans_s, _unscored_text
+
+    assert _unscored_text("", {"dry": 0.0, "rig": 0.0}) == ""
+    assert _unscored_text("2 late model steps", {"dry": 17.0, "rig": 0.0}) == (
+        "2 late model steps: 17 ms of the scored window played dry, not scored"
+    )
+    assert _unscored_text("", {"dry": 0.0, "rig": 5.8}) == (
+        "the demo's JACK rig missed 6 ms of the scored window, not scored"
+    )
+    m = np.zeros(RATE, dtype=bool)
+    m[4410:8820] = True
+    assert _spans_s(m) == [[0.1, 0.2]] and _spans_s(None) == []
+
+
+@pytest.mark.slow
+def test_demo_through_jack_scores_only_what_the_model_played(tmp_path: Path, renderers: None) -> None:
+    from rtsep.cli.demo import MAX_UNSCORED_SHARE
+    from rtsep.jack_server import JackServer
+
+    if not JackServer.available():
+        if os.environ.get("CI"):
+            pytest.fail("jackd is required in CI (make test installs jackd2)")
+        pytest.skip("jackd not installed")
+    assert main(["demo", "--seconds", "8", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "demo.json").read_text())
+    lat = report["live"]["latency"]
+    assert lat["reported_samples"] == lat["measured_samples"]  # to the sample, through JACK
+    a, b = report["scores"]["window_s"]
+    if report["mode"].startswith("live through JACK"):
+        spans = report["unscored_s"]
+        assert all(a <= lo < hi <= b for lo, hi in spans), spans
+        assert sum(hi - lo for lo, hi in spans) <= MAX_UNSCORED_SHARE * (b - a) + 1e-6
+        assert report["scores"]["mean_si_sdri"] > 3.0  # the default TasNet: about +6 dB on this song
+    else:  # a machine too busy for a live run: said so, and scored offline
+        assert report["mode"].startswith("offline Processor (the live run lost too much"), report["mode"]
+    assert (tmp_path / "levels.png").stat().st_size > 0
