@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PRESET = REPO / "presets" / "default.yaml"
 RATE = 44100
 PERIOD = 256
-RIG_GAP_RECOVERY = int(0.06 * RATE)  # samples after a hole in the played input that are not scored
+RIG_GAP_RECOVERY = int(0.06 * RATE)  # samples after a cycle the demo's JACK rig missed, not scored
 MAX_UNSCORED_SHARE = 0.05  # a live run that went dry for at most this share of the scored window is kept
 
 
@@ -343,13 +343,15 @@ def _run_jack(
     if len(aligned) < len(mixture):
         aligned = np.pad(aligned, ((0, len(mixture) - len(aligned)), (0, 0)))
     mode = f"live through JACK (rtsep live as a separate process{', ' if extra else ''}{' '.join(extra)})"
-    # cycles the rig's own Python clients missed (a loaded machine): the player's left rtsep a period
-    # of silence, and the model answers that hole and the jump back for a while (TasNet: up to 40 ms,
-    # measured against the offline Processor's output); the recorder's lost the output
+    # cycles the rig's own Python clients missed (a loaded machine), each with what follows it: the
+    # player's left rtsep a period of silence, and the model answers that hole and the jump back for
+    # a while (TasNet: up to 40 ms); the recorder's lost the output, and the ~30 ms it records next
+    # are neither the model's output nor the dry input (both measured against the offline Processor)
     n = len(mixture)
-    gaps = ~_fit(r.recorded_ok[reported : reported + n], n)
-    for k in np.flatnonzero(~_fit(r.played_ok, n)):
-        gaps[k : k + RIG_GAP_RECOVERY] = True
+    gaps = np.zeros(n, dtype=bool)
+    for ok in (_fit(r.played_ok, n), _fit(r.recorded_ok[reported : reported + n], n)):
+        for k in np.flatnonzero(~ok):
+            gaps[k : k + RIG_GAP_RECOVERY] = True
     return {"mode": mode, "recorded": aligned, "rig_gaps": gaps,
             "latency": {"reported_samples": reported, "measured_samples": measured},
             "stats": r.stats, "args": list(extra)}  # fmt: skip
