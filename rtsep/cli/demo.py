@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     attempts: list[dict[str, Any]] = []
     behind = ""
     extra: tuple[str, ...] = ()
+    a, b = _window(events)
     while not args.no_jack:  # at most twice: as the preset says, then at twice the hop where it may change
         live = result = _run_jack(args.preset, mixture, events, args.seconds, extra)
         if live is None:
@@ -128,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
         # brief stalls (on this VM: JACK's dummy server, or the demo's own Python JACK clients
         # stalling the graph, see `jack_server.xrun_report`) cost a few dry or unplayed moments: keep
         # the live run and score the model where it played (the figure with them is printed too)
-        a, b = _window(events)
         dry = np.zeros(len(mixture), dtype=bool)
         if late:
             dry[a:b] = dry_mask(live["recorded"], mixture, _fallback(args.preset))[a:b]
@@ -178,12 +178,12 @@ def run(args: argparse.Namespace) -> int:
 
     print("[4/4] scoring and plotting ...", flush=True)
     unscored = result.get("unscored")
-    if unscored is not None and not unscored[slice(*_window(events))].any():
+    if unscored is not None and not unscored[a:b].any():
         unscored = None
     scores = _score(stems_out, truth, mixture, events, exclude=unscored)
     if unscored is not None:
         scores["as_played"] = _score(stems_out, truth, mixture, events)
-        scores["unscored_ms_in_window"] = 1000.0 * float(unscored[slice(*_window(events))].sum()) / RATE
+        scores["unscored_ms_in_window"] = 1000.0 * float(unscored[a:b].sum()) / RATE
     png = out / "levels.png"
     _plot_levels(stems_out, events, png, result["mode"], scores, result.get("unscored"))
     report = {"mode": result["mode"], "latency": result["latency"], "scores": scores, "events": [
@@ -237,9 +237,8 @@ def dry_mask(recorded: np.ndarray, mixture: np.ndarray, fallback: np.ndarray) ->
     ref = (mixture.astype(np.float64) @ fallback.astype(np.float64)).astype(np.float32)
     n = min(len(recorded), len(ref))
     same = np.all(np.abs(recorded[:n] - ref[:n]) <= 1e-6, axis=1) & np.any(np.abs(ref[:n]) > 1e-4, axis=1)
-    edges = np.diff(np.concatenate([[0], same.astype(np.int8), [0]]))
     mask = np.zeros(len(mixture), dtype=bool)
-    for a, b in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
+    for a, b in _runs(same):
         mask[max(a - PERIOD, 0) : b + PERIOD] = True
     return mask
 
@@ -350,19 +349,22 @@ def _run_jack(
     n = len(mixture)
     gaps = np.zeros(n, dtype=bool)
     for ok in (_fit(r.played_ok, n), _fit(r.recorded_ok[reported : reported + n], n)):
-        for k in np.flatnonzero(~ok):
-            gaps[k : k + RIG_GAP_RECOVERY] = True
+        for lo, hi in _runs(~ok):
+            gaps[lo : hi + RIG_GAP_RECOVERY] = True
     return {"mode": mode, "recorded": aligned, "rig_gaps": gaps,
             "latency": {"reported_samples": reported, "measured_samples": measured},
             "stats": r.stats, "args": list(extra)}  # fmt: skip
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The ``True`` stretches of a per-sample mask as ``(start, end)`` sample indices, end exclusive."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def _spans_s(mask: np.ndarray | None) -> list[list[float]]:
     """The ``True`` stretches of a per-sample mask as ``[start, end]`` seconds."""
-    if mask is None:
-        return []
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return [[lo / RATE, hi / RATE] for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)]
+    return [] if mask is None else [[lo / RATE, hi / RATE] for lo, hi in _runs(mask)]
 
 
 def _fit(ok: np.ndarray, n: int) -> np.ndarray:
