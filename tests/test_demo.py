@@ -122,6 +122,7 @@ def test_demo_through_jack_scores_only_what_the_model_played(tmp_path: Path, ren
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     report = json.loads((tmp_path / "demo.json").read_text())
+    assert report["live"] is not None, f"no live run: {report['mode']}"
     lat = report["live"]["latency"]
     assert lat["reported_samples"] == lat["measured_samples"]  # to the sample, through JACK
     a, b = report["scores"]["window_s"]
