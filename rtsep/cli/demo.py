@@ -131,26 +131,25 @@ def run(args: argparse.Namespace) -> int:
         # the live run and score the model where it played (the figure with them is printed too)
         dry = np.zeros(len(mixture), dtype=bool)
         if late:
-            dry[a:b] = dry_mask(live["recorded"], mixture, _fallback(args.preset))[a:b]
-        rig = np.zeros(len(mixture), dtype=bool)
-        rig[a:b] = live.pop("rig_gaps")[a:b]
+            dry = dry_mask(live["recorded"], mixture, _fallbacks(args.preset, events))
+        rig = live.pop("rig_gaps")
         live["unscored"] = dry | rig
-        live["unscored_ms"] = {"dry": 1000.0 * dry.sum() / RATE, "rig": 1000.0 * rig.sum() / RATE}
+        live["unscored_ms"] = {"dry": 1000.0 * dry[a:b].sum() / RATE, "rig": 1000.0 * rig[a:b].sum() / RATE}
         what, steps = _unscored_text(behind, live["unscored_ms"]), step_times(live["stats"])
         if live["unscored"][a:b].mean() <= MAX_UNSCORED_SHARE:
-            if live["unscored"].any() or late:
+            if what:
                 live["mode"] += f"; {what}"
             if late:
                 print(f"      rtsep live fell behind briefly ({what}; {steps}): keeping the live run, "
                       "scored without those stretches.", flush=True)  # fmt: skip
             break
-        if late:
+        if dry[a:b].mean() > MAX_UNSCORED_SHARE:
             print(f"      rtsep live could not keep up on this machine ({what}; {steps}): it played the "
                   "latency-aligned dry input while late, so its output is not the model's separation.",
                   flush=True)  # fmt: skip
         else:
-            print(f"      The demo's own JACK clients missed too much of the song ({what}): a busy machine.",
-                  flush=True)  # fmt: skip
+            print(f"      The demo's own JACK clients missed too much of the song ({what}; {steps}): a busy "
+                  "machine.", flush=True)  # fmt: skip
         behind = what
         attempts.append({"args": list(extra), "latency": live["latency"], "stats": live["stats"]})
         lighter = () if extra else tuple(_lighter_args(preset, live["stats"]))
@@ -226,30 +225,48 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def dry_mask(recorded: np.ndarray, mixture: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+def dry_mask(recorded: np.ndarray, mixture: np.ndarray, fallbacks: list[np.ndarray]) -> np.ndarray:
     """Which samples of the aligned live output (``recorded[t]`` answers ``mixture[t]``) played dry.
 
     A late model makes the engine play ``mixture @ fallback`` (the latency-aligned dry input through
-    the fallback matrix) instead of the stems: that is found in the recording itself, to the bit, so
-    the stretches sit on the song's timeline whatever the host did to the callback count. Each
-    stretch is widened by a period either side (the crossfades, and quiet samples inside it).
+    the fallback matrix of the levels at that moment, one of ``fallbacks``) instead of the stems:
+    that is found in the recording itself, to the bit, so the stretches sit on the song's timeline
+    whatever the host did to the callback count. Each stretch is widened by a period either side (the
+    crossfades, and quiet samples inside it).
     """
-    ref = (mixture.astype(np.float64) @ fallback.astype(np.float64)).astype(np.float32)
-    n = min(len(recorded), len(ref))
-    same = np.all(np.abs(recorded[:n] - ref[:n]) <= 1e-6, axis=1) & np.any(np.abs(ref[:n]) > 1e-4, axis=1)
+    n = min(len(recorded), len(mixture))
+    x = mixture[:n].astype(np.float64)
+    same = np.zeros(n, dtype=bool)
+    for fb in fallbacks:
+        ref = (x @ fb.astype(np.float64)).astype(np.float32)
+        same |= np.all(np.abs(recorded[:n] - ref) <= 1e-6, axis=1) & np.any(np.abs(ref) > 1e-4, axis=1)
     mask = np.zeros(len(mixture), dtype=bool)
     for a, b in _runs(same):
         mask[max(a - PERIOD, 0) : b + PERIOD] = True
     return mask
 
 
-def _fallback(preset: Path) -> np.ndarray:
-    """The preset's fallback matrix before any MIDI move (what a late model plays: input @ it)."""
+def _fallbacks(preset: Path, events: list[MidiEvent]) -> list[np.ndarray]:
+    """The preset's fallback matrices (what a late model plays: input @ one) as the automation goes."""
     from rtsep.cli.live import build_processor, settings_from_preset
+    from rtsep.control.mapping import Mapper
 
     s = settings_from_preset(str(preset))
     s.torch_device = "cpu"
-    return build_processor(s, samplerate=RATE).fallback_matrix()
+    proc = build_processor(s, samplerate=RATE)
+    mapper = Mapper(s.preset)
+    mapper.sync(proc.snapshot())
+    silence = np.zeros((PERIOD, proc.device_input_channels), dtype=np.float32)
+    found = [proc.fallback_matrix()]
+    for ev in sorted(events, key=lambda e: e.t):
+        mapper.handle(*ev.message)
+        mapper.end_batch()
+        mapper.flush(proc)
+        proc.process(silence)  # the mixer publishes its levels (and so the fallback) as it runs
+        fb = proc.fallback_matrix()
+        if not any(np.array_equal(fb, f) for f in found):
+            found.append(fb)
+    return found
 
 
 def _unscored_text(behind: str, ms: dict[str, float]) -> str:
