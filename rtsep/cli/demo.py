@@ -248,14 +248,7 @@ def dry_mask(recorded: np.ndarray, mixture: np.ndarray, fallbacks: list[np.ndarr
 
 def _fallbacks(preset: Path, events: list[MidiEvent]) -> list[np.ndarray]:
     """The preset's fallback matrices (what a late model plays: input @ one) as the automation goes."""
-    from rtsep.cli.live import build_processor, settings_from_preset
-    from rtsep.control.mapping import Mapper
-
-    s = settings_from_preset(str(preset))
-    s.torch_device = "cpu"
-    proc = build_processor(s, samplerate=RATE)
-    mapper = Mapper(s.preset)
-    mapper.sync(proc.snapshot())
+    proc, mapper = _processor_and_mapper(preset, device="cpu")
     silence = np.zeros((PERIOD, proc.device_input_channels), dtype=np.float32)
     found = [proc.fallback_matrix()]
     for ev in sorted(events, key=lambda e: e.t):
@@ -389,20 +382,29 @@ def _fit(ok: np.ndarray, n: int) -> np.ndarray:
     return np.pad(ok[:n], (0, max(0, n - len(ok))))
 
 
-def _run_offline(preset: Path, mixture: np.ndarray, events: list[MidiEvent]) -> dict[str, Any]:
-    """The same preset through the same Processor over the file, automation at block boundaries."""
+def _processor_and_mapper(preset: Path, device: str | None = None) -> tuple[Any, Any]:
+    """The preset's Processor at the demo's rate (on ``device``, else as the preset says; ``auto``: CUDA
+    where there is one) and its own MIDI mapping, synced, as the live MidiController applies it."""
     from rtsep.cli.live import build_processor, settings_from_preset
     from rtsep.control.mapping import Mapper
 
-    print("[2/4] running the preset's Processor over the song (no JACK) ...", flush=True)
     s = settings_from_preset(str(preset))
-    if s.torch_device == "auto":
+    if device is not None:
+        s.torch_device = device
+    elif s.torch_device == "auto":
         import torch
 
         s.torch_device = "cuda" if torch.cuda.is_available() else "cpu"
     proc = build_processor(s, samplerate=RATE)
-    mapper = Mapper(s.preset)  # the preset's own MIDI mapping, as the live MidiController applies it
+    mapper = Mapper(s.preset)
     mapper.sync(proc.snapshot())
+    return proc, mapper
+
+
+def _run_offline(preset: Path, mixture: np.ndarray, events: list[MidiEvent]) -> dict[str, Any]:
+    """The same preset through the same Processor over the file, automation at block boundaries."""
+    print("[2/4] running the preset's Processor over the song (no JACK) ...", flush=True)
+    proc, mapper = _processor_and_mapper(preset)
     out = np.zeros((len(mixture) + proc.latency + PERIOD, proc.outputs), dtype=np.float32)
     padded = np.concatenate([mixture, np.zeros((proc.latency + PERIOD, mixture.shape[1]), np.float32)])
     pending = sorted(events, key=lambda e: e.t)
