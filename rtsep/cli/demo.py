@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     behind = ""
     extra: tuple[str, ...] = ()
     a, b = _window(events)
+    fallbacks: list[np.ndarray] = []  # built at the first late try, kept for the second (hop-free)
     while not args.no_jack:  # at most twice: as the preset says, then at twice the hop where it may change
         live = result = _run_jack(args.preset, mixture, events, args.seconds, extra)
         if live is None:
@@ -131,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
         # the live run and score the model where it played (the figure with them is printed too)
         dry = np.zeros(len(mixture), dtype=bool)
         if late:
-            dry = dry_mask(live["recorded"], mixture, _fallbacks(args.preset, events))
+            fallbacks = fallbacks or _fallbacks(args.preset, events)
+            dry = dry_mask(live["recorded"], mixture, fallbacks)
         rig = live.pop("rig_gaps")
         live["unscored"] = dry | rig
         live["unscored_ms"] = {"dry": 1000.0 * dry[a:b].sum() / RATE, "rig": 1000.0 * rig[a:b].sum() / RATE}
