@@ -12,7 +12,8 @@ transposed conv kernel 8 stride 4, ReLU but the last), downsampling back. L1 los
 * chunked ``paper``: the music model (Demucs v2: channels 64, depth 6, BLSTM of 2 layers with a
   linear projection, decoder rewrite kernel 3 (``context=3``), x2 resampling, 44.1 kHz stereo,
   4 stems): 265,679,496 parameters -- equal to Demucs v2's ``Demucs(channels=64)`` count.
-* ``live``: 44.1 kHz stereo, 4 stems, depth 4, no resampling (causal: hidden 48; chunked: 32).
+* ``live``: 44.1 kHz stereo, 4 stems, depth 4, hidden 48, no resampling (both variants share their
+  convolutions' shapes, so a trained causal model starts the chunked one: :meth:`Demucs.transfer_names`).
 
 Variants:
 
@@ -23,7 +24,9 @@ Variants:
   compensated offline and counted in ``latency``. The hop is a multiple of ``stride**depth /
   resample``. Live: hop 256 + latency 340 = 596 samples = 13.51 ms algorithmic latency at 44.1 kHz.
 * ``chunked``: bidirectional LSTM on windows of ``context + hop + lookahead`` samples
-  (``latency = lookahead``). Live: hop 1024 + lookahead 1024 = 2048 samples = 46.44 ms.
+  (``latency = lookahead``). Live: context 3072, hop 1024 + lookahead 1024 = 2048 samples = 46.44 ms
+  (the context is the BLSTM's only memory: a transferred causal model scores +6.49 dB SI-SDRi on
+  the dev songs with 3072 samples of it, +6.06 with 1024).
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ VARIANT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "context": 8192,
             "lookahead": 8192,
         },
-        "live": {"hop": 1024, "hidden": 32, "context": 1024, "lookahead": 1024},
+        "live": {"hop": 1024, "context": 3072, "lookahead": 1024},
     },
 }
 
@@ -262,6 +265,33 @@ class Demucs(WaveformSeparator):
     def _stream(self, chunk: Tensor, state: State) -> Tensor:
         y = self._pipeline(chunk, state)
         return y.view(chunk.shape[0], self.n_sources, self.channels, self.hop)
+
+    def transfer_names(self, theirs: dict[str, Tensor], variant: str) -> dict[str, Tensor]:
+        """A causal checkpoint's tensors for the chunked variant (``--transfer``), so that the chunked
+        model starts out computing exactly what the causal one computes offline on each window.
+
+        The encoders and decoders are the same layers (offline the causal skips' delay lines are
+        identities). The BLSTM's forward direction takes the causal LSTM's weights; the second layer
+        sees ``[forward, backward]`` features, so its input weights for the backward half start at
+        zero, and so does the projection's backward half (``linear.weight = [I, 0]``, bias 0). The
+        backward directions keep their random initialisation: their outputs are nonzero from the
+        first step, so the zeroed halves receive gradients and training can bring lookahead in.
+        Other pairs (another variant, another size) pass unchanged."""
+        if variant != "causal" or self.variant != "chunked" or not isinstance(self.lstm, BLSTM):
+            return theirs
+        own = self.state_dict()
+        out = dict(theirs)
+        layers = self.lstm.lstm.num_layers
+        for layer in range(1, layers):
+            key = f"lstm.lstm.weight_ih_l{layer}"
+            if key in theirs and own[key].shape[1] == 2 * theirs[key].shape[1]:
+                out[key] = torch.cat([theirs[key], torch.zeros_like(theirs[key])], dim=1)
+        weight = own["lstm.linear.weight"]
+        dim = weight.shape[0]
+        if weight.shape[1] == 2 * dim and f"lstm.lstm.weight_hh_l{layers - 1}" in theirs:
+            out["lstm.linear.weight"] = torch.cat([torch.eye(dim), torch.zeros(dim, dim)], dim=1)
+            out["lstm.linear.bias"] = torch.zeros(dim)
+        return out
 
     def loss(self, estimate: Tensor, target: Tensor) -> Tensor:
         """Training loss: L1. ``(batch, sources, channels, time)`` each."""

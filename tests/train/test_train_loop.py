@@ -306,6 +306,32 @@ def test_transfer_starts_a_chunked_convtasnet_from_its_causal_checkpoint_under_i
             assert torch.equal(own[k], theirs[k]), k
 
 
+def test_transfer_starts_a_chunked_demucs_computing_what_the_causal_one_computes(tmp_path: Path) -> None:
+    """Demucs' variants share their convolutions; the causal LSTM becomes the BLSTM's forward
+    direction, with zeros where the second layer and the projection read the backward one. So the
+    transferred chunked model computes, on every window, exactly what the causal model computes
+    offline on it; the backward directions keep their random weights (they get gradients)."""
+    from rtsep.train.trainer import transfer_layers, transfer_source
+
+    small = {"hidden": 4, "depth": 2, "hop": 64}
+    path = tmp_path / "demucs-causal.pt"
+    causal = _causal_checkpoint("demucs", path, **small)
+    chunked = models.build("demucs", variant="chunked", context=64, lookahead=64, **small)
+    before = {k: v.clone() for k, v in chunked.state_dict().items()}
+    moved = transfer_layers(chunked, transfer_source(str(path), torch.device("cpu")))
+    assert moved["reshaped"] == [] and moved["fresh"] and all("_reverse" in k for k in moved["fresh"])
+    own = chunked.state_dict()
+    for k in moved["fresh"]:
+        assert torch.equal(own[k], before[k]) and own[k].abs().sum() > 0, k
+    x = torch.randn(3, 2, 192)
+    with torch.no_grad():
+        expected = causal._pipeline(x, None)
+        got = chunked._pipeline(x, None)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    # the forward of the chunked model differs from a fresh one: the weights did move
+    assert not torch.equal(own["encoder.0.conv.conv.weight"], before["encoder.0.conv.conv.weight"])
+
+
 def test_transfer_anchors_a_clustering_separator_before_its_first_step(
     tiny_cfg: TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
