@@ -279,16 +279,14 @@ class Demucs(WaveformSeparator):
         Other pairs (another variant, another size) pass unchanged."""
         if variant != "causal" or self.variant != "chunked" or not isinstance(self.lstm, BLSTM):
             return theirs
-        own = self.state_dict()
+        lstm = self.lstm.lstm
         out = dict(theirs)
-        layers = self.lstm.lstm.num_layers
-        for layer in range(1, layers):
+        for layer in range(1, lstm.num_layers):
             key = f"lstm.lstm.weight_ih_l{layer}"
-            if key in theirs and own[key].shape[1] == 2 * theirs[key].shape[1]:
+            if key in theirs and getattr(lstm, f"weight_ih_l{layer}").shape[1] == 2 * theirs[key].shape[1]:
                 out[key] = torch.cat([theirs[key], torch.zeros_like(theirs[key])], dim=1)
-        weight = own["lstm.linear.weight"]
-        dim = weight.shape[0]
-        if weight.shape[1] == 2 * dim and f"lstm.lstm.weight_hh_l{layers - 1}" in theirs:
+        if f"lstm.lstm.weight_hh_l{lstm.num_layers - 1}" in theirs:  # the checkpoint has the whole LSTM
+            dim = self.lstm.linear.out_features
             out["lstm.linear.weight"] = torch.cat([torch.eye(dim), torch.zeros(dim, dim)], dim=1)
             out["lstm.linear.bias"] = torch.zeros(dim)
         return out
