@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rtsep.models.base import State
-from rtsep.models.layers import StatefulLSTM
+from rtsep.models.layers import StatefulLSTM, lstm_as_forward_half
 from rtsep.models.waveform import (
     CausalDownsample2,
     CausalUpsample2,
@@ -280,11 +280,7 @@ class Demucs(WaveformSeparator):
         if variant != "causal" or self.variant != "chunked" or not isinstance(self.lstm, BLSTM):
             return theirs
         lstm = self.lstm.lstm
-        out = dict(theirs)
-        for layer in range(1, lstm.num_layers):
-            key = f"lstm.lstm.weight_ih_l{layer}"
-            if key in theirs and getattr(lstm, f"weight_ih_l{layer}").shape[1] == 2 * theirs[key].shape[1]:
-                out[key] = torch.cat([theirs[key], torch.zeros_like(theirs[key])], dim=1)
+        out = {**theirs, **lstm_as_forward_half(theirs, "lstm.lstm.", "lstm.lstm.", lstm)}
         if f"lstm.lstm.weight_hh_l{lstm.num_layers - 1}" in theirs:  # the checkpoint has the whole LSTM
             dim = self.lstm.linear.out_features
             out["lstm.linear.weight"] = torch.cat([torch.eye(dim), torch.zeros(dim, dim)], dim=1)

@@ -143,6 +143,28 @@ class StatefulLSTM(StreamingLayer):
         return y
 
 
+def lstm_as_forward_half(
+    theirs: dict[str, Tensor], source: str, target: str, blstm: nn.LSTM
+) -> dict[str, Tensor]:
+    """A unidirectional LSTM's tensors (``theirs``, names under ``source``, e.g. a causal model's
+    :class:`StatefulLSTM`) as the forward direction of the bidirectional ``blstm`` (names under
+    ``target``): the same gates, and for every layer past the first, whose input is ``[forward,
+    backward]``, input weights widened with zeros for the backward half. The result holds only the
+    renamed tensors; with a zero-weighted read of the last layer's backward half (the caller's
+    projection) the bidirectional LSTM then computes exactly what the unidirectional one did, while
+    its backward directions (absent here: they keep their initialisation) still receive gradients."""
+    out: dict[str, Tensor] = {}
+    for key, value in theirs.items():
+        if not key.startswith(source) or "_reverse" in key:
+            continue
+        name = key[len(source) :]
+        widened = name.startswith("weight_ih_l") and name != "weight_ih_l0"
+        if widened and getattr(blstm, name).shape[1] == 2 * value.shape[1]:
+            value = torch.cat([value, torch.zeros_like(value)], dim=1)
+        out[target + name] = value
+    return out
+
+
 class CumulativeLayerNorm(StreamingLayer):
     """Cumulative layer norm (cLN, Luo & Mesgarani 2019): at frame ``t`` the statistics are the mean
     and variance over all channels and all frames ``<= t``. Causal, ``delay == 0``.

@@ -332,6 +332,36 @@ def test_transfer_starts_a_chunked_demucs_computing_what_the_causal_one_computes
     assert not torch.equal(own["encoder.0.conv.conv.weight"], before["encoder.0.conv.conv.weight"])
 
 
+def test_transfer_starts_a_chunked_tasnet_reading_the_causal_masks_through_its_forward_half(
+    tmp_path: Path,
+) -> None:
+    """TasNet's variants share the filterbanks; the causal cLN's gain and bias become the gLN's, the
+    causal LSTM the BLSTM's forward direction and the mask projection reads the backward half with
+    zeros. So on the same normalised features the transferred chunked masker computes exactly the
+    causal masks; the backward directions keep their random weights (they get gradients)."""
+    from rtsep.train.trainer import transfer_layers, transfer_source
+
+    small = {"n_filters": 8, "hidden": 6, "layers": 2, "kernel": 8, "stride": 4}
+    path = tmp_path / "tasnet-causal.pt"
+    causal = _causal_checkpoint("tasnet", path, **small)
+    chunked = models.build("tasnet", variant="chunked", **small)
+    before = {k: v.clone() for k, v in chunked.state_dict().items()}
+    moved = transfer_layers(chunked, transfer_source(str(path), torch.device("cpu")))
+    assert moved["reshaped"] == [] and moved["fresh"] and all("_reverse" in k for k in moved["fresh"])
+    own, theirs = chunked.state_dict(), causal.state_dict()
+    for k in moved["fresh"]:
+        assert torch.equal(own[k], before[k]) and own[k].abs().sum() > 0, k
+    assert torch.equal(own["masker.norm.weight"], theirs["masker.norm.gamma"].reshape(-1))
+    assert torch.equal(own["masker.norm.bias"], theirs["masker.norm.beta"].reshape(-1))
+    for k in ("encoder.conv.weight", "decoder.weight", "masker.linear.bias"):
+        assert torch.equal(own[k], theirs[k]), k
+    features = torch.randn(3, 50, 8)  # (batch, frames, n_filters), as the maskers' LSTMs read them
+    with torch.no_grad():
+        expected = causal.masker.linear(causal.masker.lstm(features))
+        got = chunked.masker.linear(chunked.masker.lstm(features)[0])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
 def test_transfer_anchors_a_clustering_separator_before_its_first_step(
     tiny_cfg: TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
