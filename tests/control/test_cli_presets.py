@@ -25,12 +25,13 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "architecture", "variant", "size", "weights"]
     assert len(lines) == 20
-    row = next(line for line in lines if line.startswith("tasnet-chunked "))
-    assert row.split()[:4] == ["tasnet-chunked", "tasnet", "chunked", "live"]
+    row = next(line for line in lines if line.startswith("wave_unet-chunked "))
+    assert row.split()[:4] == ["wave_unet-chunked", "wave_unet", "chunked", "live"]
     assert row.endswith("none (untrained)")
-    row = next(line for line in lines if line.startswith("demucs-chunked "))
-    assert row.split()[:4] == ["demucs-chunked", "demucs", "chunked", "live"]
-    assert row.split()[-1] == "yes"
+    for name in ("demucs-chunked", "tasnet-chunked"):
+        row = next(line for line in lines if line.startswith(f"{name} "))
+        assert row.split()[:4] == [name, name.split("-")[0], "chunked", "live"]
+        assert row.split()[-1] == "yes"
 
 
 def test_validate_all_shipped(capsys: pytest.CaptureFixture[str]) -> None:
