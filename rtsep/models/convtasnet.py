@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from rtsep.models.base import State
-from rtsep.models.layers import CumulativeLayerNorm
+from rtsep.models.layers import CumulativeLayerNorm, cln_as_gln
 from rtsep.models.waveform import (
     CachedDepthwiseConv1d,
     FilterbankSeparator,
@@ -187,10 +187,7 @@ class ConvTasNet(FilterbankSeparator):
             return theirs
         out: dict[str, Tensor] = {}
         for key, value in theirs.items():
-            key = key.replace(".depthwise.conv.", ".depthwise.")
-            if key.endswith((".gamma", ".beta")) and value.dim() == 3:
-                stem, leaf = key.rsplit(".", 1)
-                key, value = f"{stem}.{'weight' if leaf == 'gamma' else 'bias'}", value.reshape(-1)
+            key, value = cln_as_gln(key.replace(".depthwise.conv.", ".depthwise."), value)
             out[key] = value
         return out
 

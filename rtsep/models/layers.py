@@ -143,6 +143,16 @@ class StatefulLSTM(StreamingLayer):
         return y
 
 
+def cln_as_gln(key: str, value: Tensor) -> tuple[str, Tensor]:
+    """A :class:`CumulativeLayerNorm`'s ``gamma``/``beta`` (``(1, C, 1)``) under the names and shape of
+    a global layer norm's (``nn.GroupNorm(1, C)``: ``weight``/``bias``, ``(C,)``); other tensors as
+    they are. For ``transfer_names`` from a causal checkpoint to a chunked model."""
+    if key.endswith((".gamma", ".beta")) and value.dim() == 3:
+        stem, leaf = key.rsplit(".", 1)
+        return f"{stem}.{'weight' if leaf == 'gamma' else 'bias'}", value.reshape(-1)
+    return key, value
+
+
 def lstm_as_forward_half(
     theirs: dict[str, Tensor], source: str, target: str, blstm: nn.LSTM
 ) -> dict[str, Tensor]:

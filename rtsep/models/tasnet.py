@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from rtsep.models.base import State
-from rtsep.models.layers import CumulativeLayerNorm, StatefulLSTM, lstm_as_forward_half
+from rtsep.models.layers import CumulativeLayerNorm, StatefulLSTM, cln_as_gln, lstm_as_forward_half
 from rtsep.models.waveform import FilterbankSeparator, resolve_config, run
 
 MUSIC = ("vocals", "drums", "bass", "other")
@@ -129,10 +129,7 @@ class TasNet(FilterbankSeparator):
         first frame), and training brings the lookahead in. Other pairs pass unchanged."""
         if variant != "causal" or self.variant != "chunked" or not isinstance(self.masker.lstm, nn.LSTM):
             return theirs
-        out = {k: v for k, v in theirs.items() if not k.startswith(("masker.lstm.", "masker.norm."))}
-        for leaf, name in (("gamma", "weight"), ("beta", "bias")):
-            if f"masker.norm.{leaf}" in theirs:
-                out[f"masker.norm.{name}"] = theirs[f"masker.norm.{leaf}"].reshape(-1)
+        out = dict(cln_as_gln(k, v) for k, v in theirs.items() if not k.startswith("masker.lstm."))
         out.update(lstm_as_forward_half(theirs, "masker.lstm.lstm.", "masker.lstm.", self.masker.lstm))
         weight = theirs.get("masker.linear.weight")
         if weight is not None and self.masker.linear.in_features == 2 * weight.shape[1]:
