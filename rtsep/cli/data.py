@@ -110,9 +110,9 @@ def add_parser(subparsers: Any) -> None:
         help="start from the layers this checkpoint of another architecture shares by name (their "
         "shapes must agree): a trained mask_inference starts chimera's trunk and mask head, or "
         "deep_clustering's trunk, and a causal checkpoint its own chunked variant of the same size "
-        "(unet, convtasnet: every layer; demucs, tasnet: every layer, the LSTM as the forward half of the "
-        "chunked one's BLSTM; openunmix: all but the LSTMs, bidirectional in the chunked one); the "
-        "other layers start fresh",
+        "(unet, convtasnet: every layer; demucs, tasnet, mask_inference, chimera, deep_clustering: every "
+        "layer, the LSTM as the forward half of the chunked one's BLSTM; openunmix: all but the LSTMs, "
+        "bidirectional in the chunked one); the other layers start fresh",
     )
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(

@@ -22,6 +22,7 @@ tensors in place (which CUDA graphs need) and returns the dict. Nothing is cache
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -187,3 +188,37 @@ def equivalence_error(model: StreamingSeparator, mix: Tensor) -> float:
     if n <= 0:
         raise ValueError(f"signal of {mix.shape[-1]} samples is shorter than the latency {lat}")
     return float((streamed[..., lat : lat + n] - offline[..., :n]).abs().max())
+
+
+def resolve_config(
+    arch: str,
+    configs: Mapping[str, Mapping[str, Any]],
+    size: str,
+    overrides: Mapping[str, Any],
+    variant: str = "",
+    variant_defaults: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The hyperparameters of a model: ``base`` (a family's shared keys), then ``configs[size]``, then
+    the variant's defaults for that size (e.g. a chunked network's longer context), then
+    ``overrides`` (``--set KEY=VALUE``, a checkpoint's config). ``sources`` become strings and a list
+    of ``filters`` integers.
+
+    Raises:
+        ValueError: unknown size or hyperparameter name (the message lists what is accepted).
+    """
+    if size not in configs:
+        raise ValueError(f"{arch}: unknown size {size!r}; accepted: {', '.join(configs)}")
+    config = {**(base or {}), **configs[size]}
+    config.update((variant_defaults or {}).get(variant, {}).get(size, {}))
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(
+            f"{arch}: unknown hyperparameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(config))}"
+        )
+    config.update(overrides)
+    if "sources" in config:
+        config["sources"] = [str(s) for s in config["sources"]]
+    if isinstance(config.get("filters"), list):
+        config["filters"] = [int(v) for v in config["filters"]]
+    return config

@@ -30,14 +30,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rtsep.models.base import State
+from rtsep.models.base import State, resolve_config
 from rtsep.models.layers import StatefulLSTM, StreamingLayer, assign_state_keys
 from rtsep.models.spectral import (
     BLSTM,
     MUSIC_SOURCES,
     ChunkedRunner,
     SpectralSeparator,
-    resolve_config,
 )
 
 _COMMON: dict[str, Any] = {

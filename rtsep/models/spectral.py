@@ -27,7 +27,7 @@ Axes: ``(batch, channels, time)`` signals, ``(batch, channels, frames, bins)`` s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rtsep.models.base import State, StreamingSeparator
-from rtsep.models.layers import StatefulLSTM, StreamingLayer, collect_state
+from rtsep.models.layers import StatefulLSTM, StreamingLayer, collect_state, lstm_as_forward_half
 
 MUSIC_SOURCES = ("vocals", "drums", "bass", "other")
 SPEECH_SOURCES = ("speaker1", "speaker2")
@@ -80,29 +80,6 @@ RECURRENT_PAPER: dict[str, Any] = {
 
 
 # ---------------------------------------------------------------------------------- configuration
-def resolve_config(
-    arch: str, configs: Mapping[str, Mapping[str, Any]], size: str, overrides: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The size's hyperparameters with ``overrides`` applied.
-
-    Raises:
-        ValueError: unknown size or hyperparameter name (the message lists the accepted ones).
-    """
-    if size not in configs:
-        raise ValueError(f"{arch}: unknown size {size!r}; accepted: {', '.join(configs)}")
-    config = dict(configs[size])
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:
-        raise ValueError(
-            f"{arch}: unknown hyperparameter(s) {unknown}; accepted: {', '.join(sorted(config))}"
-        )
-    config.update(overrides)
-    if "sources" in config:
-        config["sources"] = [str(s) for s in config["sources"]]
-    for key in ("filters",):
-        if key in config:
-            config[key] = [int(v) for v in config[key]]
-    return config
 
 
 def make_window(name: str, n_fft: int) -> Tensor:
@@ -766,6 +743,27 @@ class RecurrentSeparator(SpectralSeparator):
             else None
         )
         self.runner: ChunkedRunner | None = self._chunked_runner(variant, config)
+
+    def transfer_names(self, theirs: dict[str, Tensor], variant: str) -> dict[str, Tensor]:
+        """A causal checkpoint's tensors for the chunked variant (``--transfer``): the STFT, the
+        trunk's batch norm and the heads' biases are the same; the causal LSTM becomes the BLSTM's
+        forward direction (:func:`~rtsep.models.layers.lstm_as_forward_half`) and each head's
+        projection reads it with the causal weights and the backward half with zeros. So the
+        transferred model computes the causal masks (or embeddings) on each window, but for the
+        LSTM's state, started at the window's first frame; training brings the lookahead in. Other
+        pairs pass unchanged."""
+        rnn = self.trunk.rnn
+        if variant != "causal" or self.variant != "chunked" or not isinstance(rnn, BLSTM):
+            return theirs
+        prefix = "trunk.rnn.lstm."
+        out = {k: v for k, v in theirs.items() if not k.startswith(prefix)}
+        out.update(lstm_as_forward_half(theirs, prefix, prefix, rnn.lstm))
+        for head in ("mask_head", "embedding_head"):
+            layer = getattr(self, head)
+            weight = theirs.get(f"{head}.fc.weight")
+            if layer is not None and weight is not None and layer.fc.in_features == 2 * weight.shape[1]:
+                out[f"{head}.fc.weight"] = torch.cat([weight, torch.zeros_like(weight)], dim=1)
+        return out
 
     def _head(self, head: nn.Module | None, name: str) -> nn.Module:
         if head is None:

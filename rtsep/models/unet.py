@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rtsep.models.base import State
+from rtsep.models.base import State, resolve_config
 from rtsep.models.layers import StreamingLayer, assign_state_keys
-from rtsep.models.spectral import MUSIC_SOURCES, ChunkedRunner, SpectralSeparator, resolve_config
+from rtsep.models.spectral import MUSIC_SOURCES, ChunkedRunner, SpectralSeparator
 
 DEPTH = 6  # encoder layers; every one halves the bins (and the frames in the chunked variant)
 MASK_EXTENSIONS = ("average", "zeros")

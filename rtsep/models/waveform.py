@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rtsep.models import base
 from rtsep.models.base import State, StreamingSeparator
 from rtsep.models.layers import (
     CachedConv1d,
@@ -83,30 +84,10 @@ def run(layer: nn.Module, x: Tensor, state: State | None) -> Tensor:
     return layer(x)  # type: ignore[no-any-return]
 
 
-def resolve_config(
-    arch: str,
-    configs: dict[str, dict[str, Any]],
-    size: str,
-    overrides: dict[str, Any],
-    variant: str = "",
-    variant_defaults: dict[str, dict[str, dict[str, Any]]] | None = None,
-) -> dict[str, Any]:
-    """The size's hyperparameters, then the variant's defaults for that size, then ``overrides``.
-
-    Raises:
-        ValueError: unknown size or hyperparameter name (the message lists what is accepted).
-    """
-    if size not in configs:
-        raise ValueError(f"{arch}: unknown size {size!r}; accepted: {', '.join(configs)}")
-    config = {**WAVEFORM_DEFAULTS, **configs[size]}
-    config.update((variant_defaults or {}).get(variant, {}).get(size, {}))
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:
-        raise ValueError(
-            f"{arch}: unknown hyperparameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(config))}"
-        )
-    config.update(overrides)
-    return config
+def resolve_config(arch: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`rtsep.models.base.resolve_config` over :data:`WAVEFORM_DEFAULTS` (``arch, configs, size,
+    overrides[, variant, variant_defaults]``)."""
+    return base.resolve_config(arch, *args, base=WAVEFORM_DEFAULTS, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------- layers

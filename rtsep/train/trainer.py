@@ -424,8 +424,9 @@ def transfer_layers(model: models.StreamingSeparator, source: dict[str, Any]) ->
     (the chunked one is bidirectional, ``hidden / 2`` units per direction): those tensors are
     ``reshaped`` and start fresh with the others that the checkpoint lacks. A model that names its
     variants' shared layers otherwise maps the checkpoint's names to its own first
-    (``transfer_names``: Conv-TasNet's norms and depthwise convolutions; Demucs' and TasNet's LSTMs,
-    which become the forward half of the chunked BLSTM, and TasNet's norm).
+    (``transfer_names``: Conv-TasNet's norms and depthwise convolutions; the LSTMs of Demucs, TasNet,
+    Mask Inference, Chimera and Deep Clustering, which become the forward half of the chunked BLSTM,
+    and TasNet's norm).
 
     Returns the loaded, fresh and reshaped tensor names and the top-level modules of the first two.
     """

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from rtsep.models.base import State
+from rtsep.models.base import State, resolve_config
 from rtsep.models.layers import StreamingLayer, assign_state_keys, collect_state
 from rtsep.models.spectral import (
     CausalWiener,
@@ -16,7 +16,6 @@ from rtsep.models.spectral import (
     StreamingISTFT,
     StreamingSTFT,
     make_window,
-    resolve_config,
 )
 
 FRAMINGS = [(1024, 256, "hann"), (1024, 256, "sqrt_hann"), (256, 64, "sqrt_hann"), (512, 256, "sqrt_hann")]
@@ -180,6 +179,15 @@ def test_windows_and_config_errors() -> None:
         resolve_config("t", configs, "huge", {})
     with pytest.raises(ValueError, match=r"unknown hyperparameter.*accepted: a, sources"):
         resolve_config("t", configs, "live", {"b": 1})
+    # layers: the family's base, the size, the variant's defaults for that size, the overrides
+    variants = {"chunked": {"live": {"a": 3}}}
+    assert resolve_config("t", configs, "live", {}, "chunked", variants, base={"c": 0, "a": 0}) == {
+        "c": 0,
+        "a": 3,
+        "sources": ["x"],
+    }
+    assert resolve_config("t", configs, "live", {}, "causal", variants)["a"] == 1
+    assert resolve_config("t", configs, "live", {"a": 5}, "chunked", variants)["a"] == 5
 
 
 def _estimates(batch: int, sources: int, channels: int, frames: int, bins: int) -> tuple[Tensor, Tensor]:

@@ -230,6 +230,26 @@ def _causal_checkpoint(arch: str, path: Path, **small: Any) -> models.StreamingS
     return causal
 
 
+def _transferred_to_chunked(
+    arch: str, tmp_path: Path, chunked: dict[str, Any], **small: Any
+) -> tuple[models.StreamingSeparator, models.StreamingSeparator]:
+    """A small causal ``arch`` checkpoint and its chunked variant (``small`` plus ``chunked``) started
+    from it by ``--transfer``: only the BLSTM's backward directions stay as initialised (random,
+    nonzero: they get gradients); the transfer reshapes nothing."""
+    from rtsep.train.trainer import transfer_layers, transfer_source
+
+    path = tmp_path / f"{arch}-causal.pt"
+    causal = _causal_checkpoint(arch, path, **small)
+    model = models.build(arch, variant="chunked", **chunked, **small)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    moved = transfer_layers(model, transfer_source(str(path), torch.device("cpu")))
+    assert moved["reshaped"] == [] and moved["fresh"] and all("_reverse" in k for k in moved["fresh"])
+    own = model.state_dict()
+    for k in moved["fresh"]:
+        assert torch.equal(own[k], before[k]) and own[k].abs().sum() > 0, k
+    return causal, model
+
+
 def test_transfer_starts_a_chunked_unet_from_its_causal_checkpoint(tmp_path: Path) -> None:
     from rtsep.train.trainer import transfer_layers, transfer_source
 
@@ -311,25 +331,18 @@ def test_transfer_starts_a_chunked_demucs_computing_what_the_causal_one_computes
     direction, with zeros where the second layer and the projection read the backward one. So the
     transferred chunked model computes, on every window, exactly what the causal model computes
     offline on it; the backward directions keep their random weights (they get gradients)."""
-    from rtsep.train.trainer import transfer_layers, transfer_source
-
     small = {"hidden": 4, "depth": 2, "hop": 64}
-    path = tmp_path / "demucs-causal.pt"
-    causal = _causal_checkpoint("demucs", path, **small)
-    chunked = models.build("demucs", variant="chunked", context=64, lookahead=64, **small)
-    before = {k: v.clone() for k, v in chunked.state_dict().items()}
-    moved = transfer_layers(chunked, transfer_source(str(path), torch.device("cpu")))
-    assert moved["reshaped"] == [] and moved["fresh"] and all("_reverse" in k for k in moved["fresh"])
-    own = chunked.state_dict()
-    for k in moved["fresh"]:
-        assert torch.equal(own[k], before[k]) and own[k].abs().sum() > 0, k
+    causal, chunked = _transferred_to_chunked("demucs", tmp_path, {"context": 64, "lookahead": 64}, **small)
+    fresh = models.build("demucs", variant="chunked", context=64, lookahead=64, **small)
     x = torch.randn(3, 2, 192)
     with torch.no_grad():
         expected = causal._pipeline(x, None)
         got = chunked._pipeline(x, None)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
-    # the forward of the chunked model differs from a fresh one: the weights did move
-    assert not torch.equal(own["encoder.0.conv.conv.weight"], before["encoder.0.conv.conv.weight"])
+    # the convolutions are the causal model's (moved off their initialisation)
+    key = "encoder.0.conv.conv.weight"
+    assert torch.equal(chunked.state_dict()[key], causal.state_dict()[key])
+    assert not torch.equal(chunked.state_dict()[key], fresh.state_dict()[key])
 
 
 def test_transfer_starts_a_chunked_tasnet_reading_the_causal_masks_through_its_forward_half(
@@ -339,18 +352,9 @@ def test_transfer_starts_a_chunked_tasnet_reading_the_causal_masks_through_its_f
     causal LSTM the BLSTM's forward direction and the mask projection reads the backward half with
     zeros. So on the same normalised features the transferred chunked masker computes exactly the
     causal masks; the backward directions keep their random weights (they get gradients)."""
-    from rtsep.train.trainer import transfer_layers, transfer_source
-
     small = {"n_filters": 8, "hidden": 6, "layers": 2, "kernel": 8, "stride": 4}
-    path = tmp_path / "tasnet-causal.pt"
-    causal = _causal_checkpoint("tasnet", path, **small)
-    chunked = models.build("tasnet", variant="chunked", **small)
-    before = {k: v.clone() for k, v in chunked.state_dict().items()}
-    moved = transfer_layers(chunked, transfer_source(str(path), torch.device("cpu")))
-    assert moved["reshaped"] == [] and moved["fresh"] and all("_reverse" in k for k in moved["fresh"])
+    causal, chunked = _transferred_to_chunked("tasnet", tmp_path, {}, **small)
     own, theirs = chunked.state_dict(), causal.state_dict()
-    for k in moved["fresh"]:
-        assert torch.equal(own[k], before[k]) and own[k].abs().sum() > 0, k
     assert torch.equal(own["masker.norm.weight"], theirs["masker.norm.gamma"].reshape(-1))
     assert torch.equal(own["masker.norm.bias"], theirs["masker.norm.beta"].reshape(-1))
     for k in ("encoder.conv.weight", "decoder.weight", "masker.linear.bias"):
@@ -360,6 +364,28 @@ def test_transfer_starts_a_chunked_tasnet_reading_the_causal_masks_through_its_f
         expected = causal.masker.linear(causal.masker.lstm(features))
         got = chunked.masker.linear(chunked.masker.lstm(features)[0])
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["mask_inference", "chimera", "deep_clustering"])
+def test_transfer_starts_a_chunked_recurrent_separator_computing_the_causal_heads_on_each_window(
+    arch: str, tmp_path: Path
+) -> None:
+    """Mask Inference, Chimera and Deep Clustering share their STFT, the trunk's batch norm and the
+    heads' biases across variants; the causal LSTM becomes the BLSTM's forward direction and each
+    head reads the backward half with zeros. So on a window the transferred chunked trunk and heads
+    compute exactly what the causal ones compute offline on it; the backward directions keep their
+    random weights (they get gradients)."""
+    small = {"hidden": 6, "layers": 2, "n_fft": 64, "stft_hop": 16}
+    causal, chunked = _transferred_to_chunked(arch, tmp_path, {}, **small)
+    causal.eval(), chunked.eval()
+    assert chunked.config["context"] != causal.config["context"]  # the variants' defaults differ
+    window = causal.spectrogram(torch.randn(2, 2, 16 * 20)).abs()
+    heads = [h for h in ("mask_head", "embedding_head") if getattr(causal, h) is not None]
+    with torch.no_grad():
+        for head in heads:
+            expected = getattr(causal, head)(causal.trunk(window))
+            got = getattr(chunked, head)(chunked.trunk(window))
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
 
 
 def test_transfer_anchors_a_clustering_separator_before_its_first_step(
