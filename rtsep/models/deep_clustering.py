@@ -115,9 +115,12 @@ class DeepClustering(RecurrentSeparator):
         return (self.embedding_dim + 1, self.channels)
 
     def _window_points(self, mag: Tensor) -> Tensor:
-        """``(batch, channels, frames, bins) -> (batch, dim + 1, channels, frames, bins)``."""
+        """A window's used frames: ``(batch, channels, window, bins) -> (batch, dim + 1, channels,
+        chunk, bins)`` (:attr:`ChunkedRunner.used`; crossfade is 0)."""
+        if self.runner is None:
+            raise RuntimeError("deep_clustering: only the chunked variant runs windows")
         emb = self._window_embeddings(mag).permute(0, 4, 1, 2, 3)
-        return torch.cat([emb, mag.unsqueeze(1)], dim=1)
+        return torch.cat([emb, mag[..., self.runner.used, :].unsqueeze(1)], dim=1)
 
     @staticmethod
     def _split(points: Tensor) -> tuple[Tensor, Tensor]:
@@ -127,7 +130,7 @@ class DeepClustering(RecurrentSeparator):
         if self.runner is None:
             emb = self._window_embeddings(mag)
             return self.clustering.offline(emb, mag, self.frames_per_step)
-        points = self.runner.offline(mag, self._window_points, aligned=True)
+        points = self.runner.offline(mag, self._window_points, aligned=True, trimmed=True)
         emb, weight = self._split(points)
         masks = self.clustering.offline(emb, weight, self.runner.chunk)
         la = self.runner.lookahead
@@ -137,7 +140,7 @@ class DeepClustering(RecurrentSeparator):
         if self.runner is None:
             emb = self._head(self.embedding_head, "embedding")(self.trunk.step(mag, state))
             return self.clustering.step(emb, mag, state)
-        emb, weight = self._split(self.runner.step(mag, state, self._window_points))
+        emb, weight = self._split(self.runner.step(mag, state, self._window_points, trimmed=True))
         return self.clustering.step(emb, weight, state)
 
 

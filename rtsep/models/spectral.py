@@ -326,7 +326,9 @@ class ChunkedRunner(StreamingLayer):
     the same windows (all at once, folded into the batch), so the two paths agree.
 
     Input ``(batch, channels, frames, bins)``; the function maps ``(batch', channels, window, bins)``
-    to ``(batch', *out_lead, window, out_bins)``.
+    to ``(batch', *out_lead, window, out_bins)``, or with ``trimmed=True`` to the :attr:`used` frames
+    only, ``(batch', *out_lead, chunk + crossfade, out_bins)``: a head after the window's recurrence
+    then skips the context and the rest of the lookahead (Deep Clustering's embeddings: 3.5x fewer).
     """
 
     def __init__(
@@ -357,6 +359,11 @@ class ChunkedRunner(StreamingLayer):
         self.fade_in: Tensor
         self.register_buffer("fade_in", (0.5 - 0.5 * torch.cos(math.pi * ramp)).float(), persistent=False)
 
+    @property
+    def used(self) -> slice:
+        """The window frames whose outputs a step keeps: the chunk, then the crossfade."""
+        return slice(self.context, self.context + self.chunk + self.crossfade)
+
     def init_state(self, batch: int, device: torch.device | str) -> State:
         state: State = {}
         hist = self.context + self.lookahead
@@ -373,7 +380,9 @@ class ChunkedRunner(StreamingLayer):
         faded = previous + w * (centre[..., :x, :] - previous)
         return torch.cat([faded, centre[..., x:, :]], dim=-2)
 
-    def step(self, x: Tensor, state: State, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    def step(
+        self, x: Tensor, state: State, fn: Callable[[Tensor], Tensor], *, trimmed: bool = False
+    ) -> Tensor:
         """``(batch, channels, chunk, bins) -> (batch, *out_lead, chunk, out_bins)``, ``lookahead`` late."""
         if x.shape[-2] != self.chunk:
             raise ValueError(f"chunked runner expects {self.chunk} frames per step, got {tuple(x.shape)}")
@@ -385,7 +394,7 @@ class ChunkedRunner(StreamingLayer):
         else:
             window = x
         out = fn(window)
-        c, n, f = self.context, self.chunk, self.crossfade
+        c, n, f = 0 if trimmed else self.context, self.chunk, self.crossfade
         centre = out[..., c : c + n, :]
         if f:
             prev = state[self._k("previous")]
@@ -394,7 +403,13 @@ class ChunkedRunner(StreamingLayer):
         return centre
 
     def offline(
-        self, x: Tensor, fn: Callable[[Tensor], Tensor], *, aligned: bool = False, crossfade: bool = True
+        self,
+        x: Tensor,
+        fn: Callable[[Tensor], Tensor],
+        *,
+        aligned: bool = False,
+        crossfade: bool = True,
+        trimmed: bool = False,
     ) -> Tensor:
         """All windows at once: ``(batch, channels, frames, bins) -> (batch, *out_lead, frames', out_bins)``.
 
@@ -414,6 +429,8 @@ class ChunkedRunner(StreamingLayer):
         )
         out = fn(windows)
         out = out.reshape(batch, n_chunks, *out.shape[1:])  # B, chunks, *lead, window, out_bins
+        if trimmed:
+            c = 0
         centre = out[..., c : c + n, :]
         if f and crossfade:
             look = out[..., c + n : c + n + f, :]
@@ -654,6 +671,9 @@ class SpectralSeparator(StreamingSeparator):
             out_bins=self.bins,
         )
 
+    # whether the windowed functions return only the runner's used frames (ChunkedRunner trimmed)
+    trims_windows = False
+
     def _runner_lead(self) -> tuple[int, ...]:
         """Leading output dims of the windowed function (after batch): ``(sources, channels)`` for masks."""
         return (len(self.sources), self.channels)
@@ -669,13 +689,13 @@ class SpectralSeparator(StreamingSeparator):
         """Offline masks: ``(batch, channels, frames, bins) -> (batch, sources, channels, frames, bins)``."""
         if self.runner is None:
             return self._window_masks(mag)
-        return self.runner.offline(mag, self._window_masks)
+        return self.runner.offline(mag, self._window_masks, trimmed=self.trims_windows)
 
     def masks_step(self, mag: Tensor, state: State) -> Tensor:
         """Streaming masks for ``frames_per_step`` frames, ``frame_delay`` frames late."""
         if self.runner is None:
             return self._window_masks_step(mag, state)
-        return self.runner.step(mag, state, self._window_masks)
+        return self.runner.step(mag, state, self._window_masks, trimmed=self.trims_windows)
 
     # contract ---------------------------------------------------------------------------------
     def forward(self, mix: Tensor) -> Tensor:
@@ -770,13 +790,21 @@ class RecurrentSeparator(SpectralSeparator):
             raise RuntimeError(f"{self.arch} has no {name} head")
         return head
 
+    trims_windows = True
+
+    def _features(self, mag: Tensor) -> Tensor:
+        """The trunk's features of every frame, or of a chunked window's used frames only (the heads
+        need no others): ``(batch, channels, frames, bins) -> (batch, frames', features)``."""
+        features = self.trunk(mag)
+        return features if self.runner is None else features[:, self.runner.used]
+
     def _window_masks(self, mag: Tensor) -> Tensor:
-        """Mask head: ``(batch, channels, frames, bins) -> (batch, sources, channels, frames, bins)``."""
-        return self._head(self.mask_head, "mask")(self.trunk(mag))
+        """Mask head: ``(batch, channels, frames, bins) -> (batch, sources, channels, frames', bins)``."""
+        return self._head(self.mask_head, "mask")(self._features(mag))
 
     def _window_embeddings(self, mag: Tensor) -> Tensor:
-        """Embedding head: ``(batch, channels, frames, bins) -> (batch, channels, frames, bins, dim)``."""
-        return self._head(self.embedding_head, "embedding")(self.trunk(mag))
+        """Embedding head: ``(batch, channels, frames, bins) -> (batch, channels, frames', bins, dim)``."""
+        return self._head(self.embedding_head, "embedding")(self._features(mag))
 
     def embeddings(self, mix: Tensor) -> Tensor:
         """Offline unit-norm embeddings of every TF bin, computed as the variant computes them.
@@ -791,7 +819,7 @@ class RecurrentSeparator(SpectralSeparator):
         def fn(window: Tensor) -> Tensor:
             return self._window_embeddings(window).permute(0, 4, 1, 2, 3)
 
-        return self.runner.offline(mag, fn, crossfade=False).permute(0, 2, 3, 4, 1)
+        return self.runner.offline(mag, fn, crossfade=False, trimmed=True).permute(0, 2, 3, 4, 1)
 
     def _window_masks_step(self, mag: Tensor, state: State) -> Tensor:
         return self._head(self.mask_head, "mask")(self.trunk.step(mag, state))

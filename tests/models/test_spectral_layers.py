@@ -114,6 +114,21 @@ def test_chunked_runner_stream_equals_offline(
     with pytest.raises(ValueError, match="frames per step"):
         runner.step(x[..., : chunk + 1, :], state, _noncausal)
 
+    # a function that returns only the used frames (a head after the recurrence) gives the same
+    def trimmed_fn(window: Tensor) -> Tensor:
+        out = _noncausal(window)
+        assert out.shape[-2] == runner.window
+        return out[..., runner.used, :]
+
+    assert runner.used.stop - runner.used.start == chunk + crossfade
+    assert torch.equal(runner.offline(x, trimmed_fn, trimmed=True), offline)
+    state = _state(runner, batch=3)
+    again = [
+        runner.step(x[..., i : i + chunk, :], state, trimmed_fn, trimmed=True)
+        for i in range(0, frames, chunk)
+    ]
+    assert torch.equal(torch.cat(again, -2), streamed)
+
 
 def test_chunked_runner_rejects_bad_crossfade() -> None:
     with pytest.raises(ValueError, match="crossfade"):
