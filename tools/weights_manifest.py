@@ -159,7 +159,8 @@ def _steps(e: dict[str, Any]) -> str:
     started from another architecture's layers (``--transfer``) names it and its steps, and a
     re-anchored clustering separator (``tools/reanchor.py``) says so, and so does a last stage on
     timbre-shifted songs (``rtsep data --timbre``), with polarity flips (``rtsep train --sign-flip``),
-    with a loss other than the architecture's own (``rtsep train --loss``), and one that runs the
+    with a loss other than the architecture's own (``rtsep train --loss``), one transferred without
+    steps of its own (``--transfer --steps 0``), and one that runs the
     polarity ensemble (``tools/polarity_ensemble.py``) or the causal Wiener filter (config ``wiener``)."""
     init = e.get("init_steps")
     steps = f"{e['steps']} ({init}+{e['steps'] - init})" if init else str(e["steps"])
@@ -170,12 +171,14 @@ def _steps(e: dict[str, Any]) -> str:
         steps += f" from {source} ({e['transfer_steps']})"
     if e.get("anchors"):
         steps += ", re-anchored"
-    if e.get("train_timbre"):
+    if not e["steps"]:  # rtsep train --transfer --steps 0: the source's weights, validated and written
+        steps += ", no steps of its own"
+    elif e.get("train_timbre"):
         shifted = e.get("timbre_steps") or e["steps"] - (init or 0)  # before timbre_steps: the last stage
         steps += f", last {shifted} on timbre-shifted songs ({e['train_timbre']:g})"
-    if e.get("sign_flip"):
+    if e.get("sign_flip") and e["steps"]:
         steps += f", with polarity flips ({e['sign_flip']:g})"
-    if e.get("loss") and e["loss"] != LOSS_BY_ARCH.get(e["arch"]):
+    if e.get("loss") and e["loss"] != LOSS_BY_ARCH.get(e["arch"]) and e["steps"]:
         steps += f", with the {e['loss']} loss"
     if e.get("polarity_ensemble"):
         steps += "; runs the polarity ensemble"

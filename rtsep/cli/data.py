@@ -61,7 +61,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="override a hyperparameter (JSON value), repeatable",
     )
-    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        help="training steps (default 1000); 0 validates and writes the starting point, e.g. a chunked "
+        "model --transfer'd from its causal checkpoint, to score with 'rtsep eval' before training",
+    )
     t.add_argument("--batch", type=int, default=4)
     t.add_argument("--segment", type=float, default=1.0, help="seconds per training example")
     t.add_argument(

@@ -212,19 +212,21 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     )
     with Progress(*columns, disable=not cfg.progress) as bar:
         task = bar.add_task(f"train {cfg.arch}", total=cfg.steps, completed=step, info="")
-        while step < cfg.steps:
-            mix, targets = sampler.batch(cfg.batch)
-            loss, _ = objective(model, mix.to(device), targets.to(device))
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
-            if math.isfinite(grad):
-                optim.step()
-            sched.step()
-            step += 1
-            acc += float(loss.detach())
-            n_acc += 1
-            bar.update(task, advance=1, info=f"loss {acc / n_acc:.4g}")
+        # --steps 0 validates and writes the starting point (e.g. a --transfer'd chunked model)
+        while step < cfg.steps or (cfg.steps == 0 and not rows):
+            if step < cfg.steps:
+                mix, targets = sampler.batch(cfg.batch)
+                loss, _ = objective(model, mix.to(device), targets.to(device))
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
+                if math.isfinite(grad):
+                    optim.step()
+                sched.step()
+                step += 1
+                acc += float(loss.detach())
+                n_acc += 1
+                bar.update(task, advance=1, info=f"loss {acc / n_acc:.4g}")
             if step % cfg.valid_every == 0 or step == cfg.steps:
                 if anchors is not None:
                     anchor_clusters(model, *anchors)
@@ -234,7 +236,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 its = (step - step_last) / (now - t_last)
                 row = {
                     "step": step,
-                    "train_loss": acc / n_acc,
+                    "train_loss": acc / n_acc if n_acc else math.nan,
                     "valid_loss": v_loss,
                     "valid_si_snr": v_snr,
                     "lr": sched.get_last_lr()[0],

@@ -4,6 +4,7 @@ fine-tuning, transfer between architectures and re-anchoring a clustering separa
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,25 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
             continue  # batch norm statistics follow the chimera run's own batches even at lr 0
         assert torch.equal(ckpt["state_dict"][k], source["state_dict"][k]), k
     assert any(k.startswith("embedding_head.") for k in ckpt["state_dict"])
+    # --steps 0 validates and writes the starting point: every shared tensor, batch norm included
+    zero_path = tmp_path / "chimera-0.pt"
+    zero = train(
+        TrainConfig(
+            **{
+                **base,
+                "arch": "chimera",
+                "steps": 0,
+                "transfer": str(source_path),
+                "out": str(tmp_path / "chimera-0"),
+                "weights": str(zero_path),
+            }
+        )
+    )
+    start = torch.load(zero_path, weights_only=True)
+    assert zero["saved_at"] == 0 and start["steps"] == 0 and start["transfer_arch"] == "mask_inference"
+    assert len(zero["rows"]) == 1 and math.isnan(zero["rows"][0]["train_loss"])
+    for k in shared:
+        assert torch.equal(start["state_dict"][k], source["state_dict"][k]), k
     # a fine-tune of the transferred checkpoint says where its training started, as the stage before
     tuned_path = tmp_path / "chimera-tuned.pt"
     tuned = train(
