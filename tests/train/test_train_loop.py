@@ -165,19 +165,12 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
     train(TrainConfig(**{**base, "arch": "mask_inference", "weights": str(source_path)}))
     source = torch.load(source_path, weights_only=True)
     chimera_path = tmp_path / "chimera.pt"
+
+    def run(**changes: object) -> dict[str, Any]:
+        return train(TrainConfig(**{**base, "arch": "chimera", "out": str(tmp_path / "x"), **changes}))
+
     # lr 0: the first saved checkpoint holds exactly what the transfer loaded
-    train(
-        TrainConfig(
-            **{
-                **base,
-                "arch": "chimera",
-                "lr": 0.0,
-                "transfer": str(source_path),
-                "out": str(tmp_path / "chimera-run"),
-                "weights": str(chimera_path),
-            }
-        )
-    )
+    run(lr=0.0, transfer=str(source_path), out=str(tmp_path / "chimera-run"), weights=str(chimera_path))
     ckpt = torch.load(chimera_path, weights_only=True)
     assert ckpt["transfer_arch"] == "mask_inference" and ckpt["transfer_steps"] == source["steps"]
     shared = [k for k in ckpt["state_dict"] if k.startswith(("trunk.", "mask_head."))]
@@ -189,18 +182,7 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
     assert any(k.startswith("embedding_head.") for k in ckpt["state_dict"])
     # --steps 0 validates and writes the starting point: every shared tensor, batch norm included
     zero_path = tmp_path / "chimera-0.pt"
-    zero = train(
-        TrainConfig(
-            **{
-                **base,
-                "arch": "chimera",
-                "steps": 0,
-                "transfer": str(source_path),
-                "out": str(tmp_path / "chimera-0"),
-                "weights": str(zero_path),
-            }
-        )
-    )
+    zero = run(steps=0, transfer=str(source_path), out=str(tmp_path / "chimera-0"), weights=str(zero_path))
     start = torch.load(zero_path, weights_only=True)
     assert zero["saved_at"] == 0 and start["steps"] == 0 and start["transfer_arch"] == "mask_inference"
     assert len(zero["rows"]) == 1 and math.isnan(zero["rows"][0]["train_loss"])
@@ -208,26 +190,14 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
         assert torch.equal(start["state_dict"][k], source["state_dict"][k]), k
     # a fine-tune of the transferred checkpoint says where its training started, as the stage before
     tuned_path = tmp_path / "chimera-tuned.pt"
-    tuned = train(
-        TrainConfig(
-            **{
-                **base,
-                "arch": "chimera",
-                "init": str(chimera_path),
-                "select": "last",
-                "out": str(tmp_path / "chimera-tune"),
-                "weights": str(tuned_path),
-            }
-        )
+    tuned = run(
+        init=str(chimera_path), select="last", out=str(tmp_path / "chimera-tune"), weights=str(tuned_path)
     )
     again = torch.load(tuned_path, weights_only=True)
     assert again["init_steps"] == ckpt["steps"] and again["steps"] == ckpt["steps"] + tuned["saved_at"]
     for key in ("transfer_from", "transfer_arch", "transfer_variant", "transfer_steps"):
         assert again[key] == ckpt[key], key
     assert again["timbre_steps"] == 0  # the tiny songs are not timbre-shifted
-
-    def run(**changes: object) -> None:
-        train(TrainConfig(**{**base, "arch": "chimera", "out": str(tmp_path / "x"), **changes}))
 
     with pytest.raises(ValueError, match="exclude each other"):
         run(transfer=str(source_path), init=str(source_path))
