@@ -24,7 +24,7 @@ Variants:
   ``live``: n_fft 1024, hop 256, 4 frames per step; algorithmic latency 1792 samples = 40.63 ms.
 * ``chunked``: bidirectional LSTM on ``context + chunk + lookahead`` frame windows; one clustering
   update per chunk (the soft masks are not crossfaded: the centroids carry the continuity).
-  ``live``: context 16, chunk 8, look-ahead 4 frames; algorithmic latency 3840 samples = 87.07 ms
+  ``live``: context 64, chunk 8, look-ahead 4 frames; algorithmic latency 3840 samples = 87.07 ms
   (context costs compute, not latency). A causal checkpoint starts it (``rtsep train --transfer``,
   :meth:`~rtsep.models.spectral.RecurrentSeparator.transfer_names`).
 
@@ -79,8 +79,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 # Defaults that differ per variant (merged over CONFIGS[size] before the overrides): the chunked
-# BLSTM reads 16 frames of context before each chunk. Context adds compute, not latency.
-VARIANT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {"chunked": {"live": {"context": 16}}}
+# BLSTM reads 64 frames of context before each chunk. Context adds compute, not latency.
+VARIANT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {"chunked": {"live": {"context": 64}}}
 
 
 class DeepClustering(RecurrentSeparator):
