@@ -79,9 +79,6 @@ RECURRENT_PAPER: dict[str, Any] = {
 }
 
 
-# ---------------------------------------------------------------------------------- configuration
-
-
 def make_window(name: str, n_fft: int) -> Tensor:
     """Periodic ``"hann"`` or ``"sqrt_hann"`` window of ``n_fft`` samples, float32."""
     if name not in WINDOWS:
