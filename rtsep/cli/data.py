@@ -120,6 +120,13 @@ def add_parser(subparsers: Any) -> None:
         "layer, the LSTM as the forward half of the chunked one's BLSTM; openunmix: all but the LSTMs, "
         "bidirectional in the chunked one); the other layers start fresh",
     )
+    t.add_argument(
+        "--freeze-norm",
+        action="store_true",
+        help="keep batch-norm statistics at the starting checkpoint's (scale and shift still train); "
+        "for fine-tuning a chunked mask_inference / chimera / deep_clustering from its causal weights, "
+        "whose 1 s training windows are mostly zero-padded context",
+    )
     t.add_argument("--out", default=None, help="run folder (default runs/ARCH-VARIANT-SIZE)")
     t.add_argument(
         "--weights",
@@ -247,6 +254,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch=args.batch,
         segment=args.segment,
         sign_flip=args.sign_flip,
+        freeze_norm=args.freeze_norm,
         lr=args.lr,
         valid_every=args.valid_every,
         seed=args.seed,

@@ -69,6 +69,12 @@ class TrainConfig:
     # quality, such as a mask net's mask_mse or the deep-clustering affinity loss) or "last" (every
     # validation step is written: the run ends holding its last step, to be judged by rtsep eval)
     select: str = "loss"
+    # keep batch-norm statistics at the starting checkpoint's (scale and shift still train): a chunked
+    # recurrent separator fine-tuned on 1 s segments otherwise learns them from windows whose context
+    # is mostly zero padding (chunked Mask Inference from its causal weights, 300 steps: the running
+    # mean moved 9 dB on average, dev songs +5.22 dB where the same weights with the causal statistics
+    # score +6.21)
+    freeze_norm: bool = False
     progress: bool = True
 
 
@@ -93,6 +99,14 @@ def _better(select: str, loss: float, snr: float, best: float, best_snr: float) 
 def _data_root(cfg: TrainConfig, split: str) -> Path:
     root = Path(cfg.data)
     return root / split if (root / split).is_dir() else root
+
+
+def freeze_norm_statistics(model: torch.nn.Module) -> None:
+    """Put every batch norm of ``model`` in eval mode: it normalises with its running statistics and
+    stops updating them, while its affine parameters keep their gradients."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 @torch.no_grad()
@@ -215,6 +229,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         # --steps 0 validates and writes the starting point (e.g. a --transfer'd chunked model)
         while step < cfg.steps or (cfg.steps == 0 and not rows):
             if step < cfg.steps:
+                if cfg.freeze_norm:  # validation and anchoring leave the model in train mode
+                    freeze_norm_statistics(model)
                 mix, targets = sampler.batch(cfg.batch)
                 loss, _ = objective(model, mix.to(device), targets.to(device))
                 optim.zero_grad(set_to_none=True)
@@ -270,6 +286,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                         timbre_steps=prior["timbre_steps"] + step if train_timbre else 0,
                         segment_s=cfg.segment,
                         sign_flip=cfg.sign_flip,
+                        freeze_norm=cfg.freeze_norm,
                         batch=cfg.batch,
                     )
                 _write_log(out, rows)

@@ -210,6 +210,39 @@ def test_transfer_starts_chimera_from_mask_inference_layers(tiny_cfg: TrainConfi
         run(transfer=str(tmp_path / "missing.pt"))
 
 
+def test_freeze_norm_keeps_the_batch_norm_statistics_and_trains_the_rest(
+    tiny_cfg: TrainConfig, tmp_path: Path
+) -> None:
+    """--freeze-norm: the running statistics stay those of the starting checkpoint; the norm's scale
+    and the other layers still train. Without it the statistics move."""
+    base = {
+        **tiny_cfg.__dict__,
+        "arch": "mask_inference",
+        "overrides": TINY_RNN,
+        "steps": 4,
+        "valid_every": 2,
+    }
+    source = tmp_path / "mi.pt"
+    train(TrainConfig(**{**base, "weights": str(source)}))
+    start = torch.load(source, weights_only=True)["state_dict"]
+    for freeze in (True, False):
+        out = tmp_path / f"mi-{freeze}.pt"
+        run = {
+            "init": str(source),
+            "select": "last",
+            "out": str(tmp_path / f"run-{freeze}"),
+            "weights": str(out),
+        }
+        train(TrainConfig(**{**base, **run, "freeze_norm": freeze}))
+        ckpt = torch.load(out, weights_only=True)
+        assert ckpt["freeze_norm"] is freeze
+        after = ckpt["state_dict"]
+        stats = torch.equal(after["trunk.norm.running_mean"], start["trunk.norm.running_mean"])
+        assert stats is freeze
+        assert not torch.equal(after["trunk.norm.weight"], start["trunk.norm.weight"])
+        assert not torch.equal(after["mask_head.fc.weight"], start["mask_head.fc.weight"])
+
+
 def _causal_checkpoint(arch: str, path: Path, **small: Any) -> models.StreamingSeparator:
     """A small causal ``arch`` saved at ``path``, its parameters moved off any fresh initialisation."""
     causal = models.build(arch, variant="causal", **small)
