@@ -130,7 +130,7 @@ class DeepClustering(RecurrentSeparator):
         if self.runner is None:
             emb = self._window_embeddings(mag)
             return self.clustering.offline(emb, mag, self.frames_per_step)
-        points = self.runner.offline(mag, self._window_points, aligned=True, trimmed=True)
+        points = self.runner.offline(mag, self._window_points, aligned=True)
         emb, weight = self._split(points)
         masks = self.clustering.offline(emb, weight, self.runner.chunk)
         la = self.runner.lookahead
@@ -140,7 +140,7 @@ class DeepClustering(RecurrentSeparator):
         if self.runner is None:
             emb = self._head(self.embedding_head, "embedding")(self.trunk.step(mag, state))
             return self.clustering.step(emb, mag, state)
-        emb, weight = self._split(self.runner.step(mag, state, self._window_points, trimmed=True))
+        emb, weight = self._split(self.runner.step(mag, state, self._window_points))
         return self.clustering.step(emb, weight, state)
 
 

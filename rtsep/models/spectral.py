@@ -323,9 +323,10 @@ class ChunkedRunner(StreamingLayer):
     the same windows (all at once, folded into the batch), so the two paths agree.
 
     Input ``(batch, channels, frames, bins)``; the function maps ``(batch', channels, window, bins)``
-    to ``(batch', *out_lead, window, out_bins)``, or with ``trimmed=True`` to the :attr:`used` frames
-    only, ``(batch', *out_lead, chunk + crossfade, out_bins)``: a head after the window's recurrence
-    then skips the context and the rest of the lookahead (Deep Clustering's embeddings: 3.5x fewer).
+    to ``(batch', *out_lead, window, out_bins)``, or to the :attr:`used` frames only, ``(batch',
+    *out_lead, chunk + crossfade, out_bins)`` (told apart by that length): a head after the window's
+    recurrence then skips the context and the rest of the lookahead (Deep Clustering's embeddings:
+    3.5x fewer).
     """
 
     def __init__(
@@ -361,6 +362,19 @@ class ChunkedRunner(StreamingLayer):
         """The window frames whose outputs a step keeps: the chunk, then the crossfade."""
         return slice(self.context, self.context + self.chunk + self.crossfade)
 
+    def _offset(self, frames: int) -> int:
+        """Where the kept frames start in a frame function's output of ``frames`` frames: after the
+        context for a whole window, at 0 for the used frames only (the two lengths coincide only
+        without context)."""
+        if frames == self.window:
+            return self.context
+        if frames == self.chunk + self.crossfade:
+            return 0
+        raise ValueError(
+            f"chunked runner: the frame function returned {frames} frames; expected the window "
+            f"({self.window}) or the used frames ({self.chunk + self.crossfade})"
+        )
+
     def init_state(self, batch: int, device: torch.device | str) -> State:
         state: State = {}
         hist = self.context + self.lookahead
@@ -377,9 +391,7 @@ class ChunkedRunner(StreamingLayer):
         faded = previous + w * (centre[..., :x, :] - previous)
         return torch.cat([faded, centre[..., x:, :]], dim=-2)
 
-    def step(
-        self, x: Tensor, state: State, fn: Callable[[Tensor], Tensor], *, trimmed: bool = False
-    ) -> Tensor:
+    def step(self, x: Tensor, state: State, fn: Callable[[Tensor], Tensor]) -> Tensor:
         """``(batch, channels, chunk, bins) -> (batch, *out_lead, chunk, out_bins)``, ``lookahead`` late."""
         if x.shape[-2] != self.chunk:
             raise ValueError(f"chunked runner expects {self.chunk} frames per step, got {tuple(x.shape)}")
@@ -391,7 +403,7 @@ class ChunkedRunner(StreamingLayer):
         else:
             window = x
         out = fn(window)
-        c, n, f = 0 if trimmed else self.context, self.chunk, self.crossfade
+        c, n, f = self._offset(out.shape[-2]), self.chunk, self.crossfade
         centre = out[..., c : c + n, :]
         if f:
             prev = state[self._k("previous")]
@@ -406,7 +418,6 @@ class ChunkedRunner(StreamingLayer):
         *,
         aligned: bool = False,
         crossfade: bool = True,
-        trimmed: bool = False,
     ) -> Tensor:
         """All windows at once: ``(batch, channels, frames, bins) -> (batch, *out_lead, frames', out_bins)``.
 
@@ -426,11 +437,10 @@ class ChunkedRunner(StreamingLayer):
         )
         out = fn(windows)
         out = out.reshape(batch, n_chunks, *out.shape[1:])  # B, chunks, *lead, window, out_bins
-        if trimmed:
-            c = 0
-        centre = out[..., c : c + n, :]
+        start = self._offset(out.shape[-2])  # the kept frames, in a window or in the used frames
+        centre = out[..., start : start + n, :]
         if f and crossfade:
-            look = out[..., c + n : c + n + f, :]
+            look = out[..., start + n : start + n + f, :]
             prev = torch.cat([torch.zeros_like(look[:, :1]), look[:, :-1]], dim=1)
             centre = self._fade(centre, prev)
         lead_dims = list(range(2, centre.dim() - 2))
@@ -668,9 +678,6 @@ class SpectralSeparator(StreamingSeparator):
             out_bins=self.bins,
         )
 
-    # whether the windowed functions return only the runner's used frames (ChunkedRunner trimmed)
-    trims_windows = False
-
     def _runner_lead(self) -> tuple[int, ...]:
         """Leading output dims of the windowed function (after batch): ``(sources, channels)`` for masks."""
         return (len(self.sources), self.channels)
@@ -686,13 +693,13 @@ class SpectralSeparator(StreamingSeparator):
         """Offline masks: ``(batch, channels, frames, bins) -> (batch, sources, channels, frames, bins)``."""
         if self.runner is None:
             return self._window_masks(mag)
-        return self.runner.offline(mag, self._window_masks, trimmed=self.trims_windows)
+        return self.runner.offline(mag, self._window_masks)
 
     def masks_step(self, mag: Tensor, state: State) -> Tensor:
         """Streaming masks for ``frames_per_step`` frames, ``frame_delay`` frames late."""
         if self.runner is None:
             return self._window_masks_step(mag, state)
-        return self.runner.step(mag, state, self._window_masks, trimmed=self.trims_windows)
+        return self.runner.step(mag, state, self._window_masks)
 
     # contract ---------------------------------------------------------------------------------
     def forward(self, mix: Tensor) -> Tensor:
@@ -787,8 +794,6 @@ class RecurrentSeparator(SpectralSeparator):
             raise RuntimeError(f"{self.arch} has no {name} head")
         return head
 
-    trims_windows = True
-
     def _features(self, mag: Tensor) -> Tensor:
         """The trunk's features of every frame, or of a chunked window's used frames only (the heads
         need no others): ``(batch, channels, frames, bins) -> (batch, frames', features)``."""
@@ -816,7 +821,7 @@ class RecurrentSeparator(SpectralSeparator):
         def fn(window: Tensor) -> Tensor:
             return self._window_embeddings(window).permute(0, 4, 1, 2, 3)
 
-        return self.runner.offline(mag, fn, crossfade=False, trimmed=True).permute(0, 2, 3, 4, 1)
+        return self.runner.offline(mag, fn, crossfade=False).permute(0, 2, 3, 4, 1)
 
     def _window_masks_step(self, mag: Tensor, state: State) -> Tensor:
         return self._head(self.mask_head, "mask")(self.trunk.step(mag, state))

@@ -121,12 +121,9 @@ def test_chunked_runner_stream_equals_offline(
         return out[..., runner.used, :]
 
     assert runner.used.stop - runner.used.start == chunk + crossfade
-    assert torch.equal(runner.offline(x, trimmed_fn, trimmed=True), offline)
+    assert torch.equal(runner.offline(x, trimmed_fn), offline)
     state = _state(runner, batch=3)
-    again = [
-        runner.step(x[..., i : i + chunk, :], state, trimmed_fn, trimmed=True)
-        for i in range(0, frames, chunk)
-    ]
+    again = [runner.step(x[..., i : i + chunk, :], state, trimmed_fn) for i in range(0, frames, chunk)]
     assert torch.equal(torch.cat(again, -2), streamed)
 
 
