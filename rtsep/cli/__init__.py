@@ -62,14 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rtsep {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    missing = []
     for name in SUBCOMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name == name:  # that subcommand is not part of this installation
                 continue
-            raise
+            if exc.name is None or exc.name.split(".")[0] == "rtsep":
+                raise
+            # a package that one command needs is missing (python-rtmidi on a bare GPU machine, say):
+            # the other commands still work, and --help says which are gone and why
+            missing.append(f"{name.rsplit('.', 1)[1]} (needs the Python module {exc.name!r})")
+            continue
         module.add_parser(sub)
+    if missing:
+        parser.epilog = (parser.epilog or "") + (
+            "\nnot available in this environment: " + "; ".join(missing) + " (pip install -e . installs them)"
+        )
     return parser
 
 
