@@ -46,13 +46,16 @@ class BenchConfig:
     size: str = "live"
     device: str = "cpu"
     streams: tuple[int, ...] = (1,)
-    hops: tuple[int, ...] = ()  # empty: each model's own hop; else override `hop` where supported
+    # empty: each model's own hop; else `hop` set to each, where the model takes it (a model whose hop
+    # the STFT or its strides fix is measured once, at its own hop, with ``extra['fixed_hop']`` saying why)
+    hops: tuple[int, ...] = ()
     threads: int = 1
     warmup: int = 10
     repeats: int = 200
     max_seconds: float = 4.0  # stop repeating a selection after this much wall time
     simulate_s: float = 0.0
     graph: tuple[bool, ...] = (False,)
+    compile: bool = False  # torch.compile the step (GraphStep(compile=True)); first step compiles
     seed: int = 0
     onednn: bool | None = None  # None: each model's preferred setting (models.prefers_onednn)
     # hyperparameters set on every selected model (``rtsep bench --set KEY=VALUE``), e.g.
@@ -231,13 +234,21 @@ def bench_one(
     """Measure one selection. Errors are recorded in the row, not raised."""
     torch.manual_seed(config.seed)
     shipped = shipped_config(name, variant, config.size)
-    overrides = {**shipped, **config.overrides, **({} if hop is None else {"hop": hop})}
-    model = models.build(name, variant=variant, size=config.size, **overrides).eval()
+    overrides = {**shipped, **config.overrides}
+    fixed_hop = ""
+    if hop is None:
+        model = models.build(name, variant=variant, size=config.size, **overrides).eval()
+    else:
+        try:
+            model = models.build(name, variant=variant, size=config.size, **{**overrides, "hop": hop}).eval()
+        except ValueError as exc:  # a hop set by the STFT, or one the strides cannot take
+            model = models.build(name, variant=variant, size=config.size, **overrides).eval()
+            fixed_hop = f"block {hop} asked; {exc}"
     onednn = models.prefers_onednn(model) if config.onednn is None else config.onednn
     torch.backends.mkldnn.enabled = onednn
     device = torch.device(config.device)
     model.to(device)
-    runner = GraphStep(model, batch=streams, use_graph=graph)
+    runner = GraphStep(model, batch=streams, use_graph=graph, compile=config.compile)
     gen = torch.Generator().manual_seed(config.seed)
     runner.host_in.copy_(0.1 * torch.randn(runner.host_in.shape, generator=gen))
     times = time_calls(runner, config.warmup, config.repeats, config.max_seconds)
@@ -247,6 +258,8 @@ def bench_one(
         extra={
             "onednn": onednn,
             "shipped_config": bool(shipped),
+            **({"compile": True} if config.compile else {}),
+            **({"fixed_hop": fixed_hop} if fixed_hop else {}),
             **({"set": dict(config.overrides)} if config.overrides else {}),
         },
         arch=name,
@@ -293,10 +306,15 @@ def run(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = None) -
     torch.set_num_threads(config.threads)
     previous = torch.backends.mkldnn.enabled
     rows: list[BenchRow] = []
+    fixed: set[tuple[str, str, int, bool]] = set()  # hop fixed by the model: measured once
     try:
         for name, variant, streams, graph, hop in selections(config):
+            if (name, variant, streams, graph) in fixed:
+                continue
             try:
                 row = bench_one(name, variant, config, streams, graph, hop)
+                if "fixed_hop" in row.extra:
+                    fixed.add((name, variant, streams, graph))
             except (ValueError, RuntimeError) as exc:
                 row = BenchRow(name, variant, config.size, config.device, streams, graph,
                                0, 0, 0, hop or 0, 0, 0.0, 0, 0, *(float("nan"),) * 6,
@@ -310,6 +328,11 @@ def run(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = None) -
 
 
 # ---------------------------------------------------------------------------------------- reports
+def _graph_cell(row: BenchRow) -> str:
+    cell = "yes" if row.graph else "no"
+    return cell + ", compiled" if row.extra.get("compile") else cell
+
+
 def markdown_table(rows: list[BenchRow]) -> str:
     """A Markdown table of the rows (one line per selection)."""
     head = (
@@ -325,7 +348,7 @@ def markdown_table(rows: list[BenchRow]) -> str:
             continue
         sim = f"{r.sim_misses}/{r.sim_steps}" if r.sim_steps else "-"
         lines.append(
-            f"| {r.arch} | {r.variant} | {r.streams} | {'yes' if r.graph else 'no'} | {r.sample_rate} | "
+            f"| {r.arch} | {r.variant} | {r.streams} | {_graph_cell(r)} | {r.sample_rate} | "
             f"{r.hop} | {r.latency_ms:.2f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.max_ms:.3f} | "
             f"{r.rtf:.3f} | {r.max_rate_hz:.0f} / {r.need_rate_hz:.0f} | {sim} | {r.params / 1e6:.2f} M |"
         )

@@ -85,3 +85,19 @@ def test_bench_times_a_model_with_its_shipped_hyperparameters(tmp_path: Path, mo
     off = ["--variant", "causal", "--set", "polarity_ensemble=false", "--out", str(tmp_path / "b")]
     assert main([*args, *off]) == 0
     assert built == [("causal", True), ("chunked", False), ("causal", False)]
+
+
+def test_bench_block_sizes_sweep_the_hop_where_a_model_takes_it(tmp_path: Path) -> None:
+    """--blocksize sets TasNet's hop; Demucs (strides of 256) and U-Net (its STFT) keep theirs, once."""
+    rc = main(
+        ["bench", "--arch", "tasnet,demucs,unet", "--variant", "causal", "--blocksize", "128,512",
+         "--repeats", "10", "--warmup", "1", "--max-seconds", "0.5", "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert rc == 0
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    hops = [(r["arch"], r["hop"]) for r in rows]
+    assert hops == [("tasnet", 128), ("tasnet", 512), ("demucs", 256), ("unet", 2048)]
+    assert all(not r["error"] for r in rows)
+    assert "fixed_hop" not in rows[0]["extra"]
+    assert "multiple of stride**depth" in rows[2]["extra"]["fixed_hop"]
+    assert "unknown hyperparameter(s) hop" in rows[3]["extra"]["fixed_hop"]

@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "  rtsep bench --arch convtasnet,demucs --variant causal --streams 1,8,64\n"
             "  rtsep bench --arch convtasnet --blocksize 64,128,256,512,1024   compute vs block size\n"
             "  rtsep bench --device cuda --graph both       eager vs CUDA graph side by side\n"
+            "  rtsep bench --device cuda --graph on --compile   + torch.compile's fused kernels\n"
             "  rtsep bench --simulate 10                    + 10 s paced run, deadline misses counted\n"
             "  rtsep bench --arch demucs,convtasnet,openunmix --variant causal --peers\n"
             "                                               + the PyPI peers at the same configuration\n"
@@ -56,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--blocksize",
         default=(),
         type=_csv(int, "--blocksize"),
-        help="hop sizes to sweep (samples) for models whose hop is configurable; default: each model's own",
+        help="hop sizes to sweep (samples) for models whose hop is configurable (a model whose STFT or "
+        "strides fix its hop is measured once, at its own); default: each model's own",
     )
     p.add_argument("--streams", default=(1,), type=_csv(int, "--streams"), help="streams batched per step")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -67,6 +69,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--simulate", type=float, default=0.0, metavar="S", help="paced real-time run of S seconds"
     )
     p.add_argument("--graph", choices=["off", "on", "both"], default="off", help="CUDA graphs (cuda only)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run each step through torch.compile (fuses the small kernels of a step; compiling takes "
+        "tens of seconds per selection, outside the timing)",
+    )
     p.add_argument(
         "--onednn",
         choices=["auto", "on", "off"],
@@ -118,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         archs=tuple(names), variants=tuple(args.variant), size=args.size, device=args.device,
         streams=tuple(args.streams), hops=tuple(args.blocksize), threads=args.threads, warmup=args.warmup,
         repeats=args.repeats, max_seconds=args.max_seconds, simulate_s=args.simulate, graph=graph,
-        seed=args.seed, onednn=_ONEDNN[args.onednn], overrides=parse_overrides(args.set),
+        compile=args.compile, seed=args.seed, onednn=_ONEDNN[args.onednn],
+        overrides=parse_overrides(args.set),
     )  # fmt: skip
     console = Console()
     before = bench.machine_check(config.threads)
@@ -141,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             progress.advance(task)
 
         rows = bench.run(config, on_row=on_row)
+        progress.update(task, completed=total)  # models with a fixed hop skip the other block sizes
     machine = {"before": before, "after": bench.machine_check(config.threads)}
     paths = bench.write_reports(rows, bench.system_info(config, machine), args.out)
     peer_errors = _run_peers(args, names, paths, console) if args.peers else False
