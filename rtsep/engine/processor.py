@@ -37,6 +37,7 @@ import torch
 
 from rtsep.engine.mixer import Limiter, Mixer, Routing
 from rtsep.models.base import StreamingSeparator
+from rtsep.models.graph import GraphStep
 
 __all__ = ["Processor", "ProcessorStats"]
 
@@ -94,6 +95,9 @@ class Processor:
         routing: initial routing name.
         smooth_ms: ramp time of every gain/routing change.
         torch_device: where ``model.step`` runs (``"cpu"``, ``"cuda"``).
+        cuda_graph: on CUDA, run each hop as one CUDA graph launch with pinned host buffers
+            (:class:`~rtsep.models.graph.GraphStep`): a streaming step is hundreds of small kernels, and
+            launched one by one they cost 4 to 10 times the graph's time (docs/bench.md, GPU).
         limiter_db: safety limiter ceiling in dBFS.
         resample_quality: soxr quality when the device rate differs from the model rate.
 
@@ -114,9 +118,13 @@ class Processor:
         torch_device: str | torch.device = "cpu",
         limiter_db: float = -1.0,
         resample_quality: str = "HQ",
+        cuda_graph: bool = True,
     ) -> None:
         self.model = model.eval().to(torch_device)
         self.torch_device = torch.device(torch_device)
+        self._graph: GraphStep | None = None
+        if cuda_graph and self.torch_device.type == "cuda":
+            self._graph = GraphStep(self.model, batch=1, use_graph=True)
         self.model_rate = int(model.sample_rate)
         self.samplerate = int(samplerate or self.model_rate)
         self.channels = int(model.channels)
@@ -204,7 +212,7 @@ class Processor:
     # ------------------------------------------------------------------ processing
     def reset(self) -> None:
         """Fresh streaming state (model state, resamplers, FIFO primed with ``prime`` zeros)."""
-        self._state = self.model.init_state(1, self.torch_device)
+        self._reset_model()
         self._acc_n = 0
         self._dry[:] = 0.0
         self._fifo[: self.prime] = 0.0
@@ -213,6 +221,22 @@ class Processor:
         if self._rs_in is not None:
             self._rs_in.reset()
             self._rs_out.reset()
+
+    def _reset_model(self) -> None:
+        if self._graph is not None:
+            self._graph.reset()  # the graph reads and writes its own state buffers, in place
+        else:
+            self._state = self.model.init_state(1, self.torch_device)
+
+    def _step(self, x: np.ndarray) -> np.ndarray:
+        """One hop through the model: ``(hop, channels)`` in, ``(sources, channels, hop)`` out."""
+        if self._graph is not None:
+            self._graph.host_in[0].copy_(torch.from_numpy(x.T))
+            return self._graph()[0].numpy()  # the pinned output buffer, valid until the next hop
+        self._chunk.copy_(torch.from_numpy(x.T.copy()).unsqueeze(0))
+        with torch.inference_mode():
+            y, self._state = self.model.step(self._chunk, self._state)
+        return y[0].detach().to("cpu", torch.float32).numpy()
 
     def reset_stats(self) -> None:
         """Fresh counters and step times (after a warm-up), limiter counters included."""
@@ -290,18 +314,15 @@ class Processor:
         self._dry[lat:] = x
         dry = self._dry[:hop].copy()
         self._dry[:lat] = self._dry[hop:]
-        self._chunk.copy_(torch.from_numpy(x.T.copy()).unsqueeze(0))
         t0 = time.perf_counter()
         stems: np.ndarray | None = None
         try:
-            with torch.inference_mode():
-                y, self._state = self.model.step(self._chunk, self._state)
-            stems = y[0].detach().to("cpu", torch.float32).numpy()  # (sources, channels, hop)
+            stems = self._step(x)  # (sources, channels, hop)
         except Exception as exc:
             self.stats.model_errors += 1
             if not self.stats.first_error:
                 self.stats.first_error = f"{type(exc).__name__}: {exc}"
-            self._state = self.model.init_state(1, self.torch_device)
+            self._reset_model()
         dt = time.perf_counter() - t0
         st = self.stats
         st.step_times[st.step_count % _STEP_HISTORY] = dt
