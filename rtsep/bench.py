@@ -363,20 +363,28 @@ def plot(rows: list[BenchRow], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if not r.error]
+    modes = len({(r.graph, bool(r.extra.get("compile"))) for r in ok}) > 1
+
+    def mode(r: BenchRow) -> str:  # which step: only said where the run compares several
+        return ("graph" if r.graph else "eager") + (" compiled" if r.extra.get("compile") else "")
+
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     ax = axes[0]
     for r in ok:
         marker = "o" if r.variant == "causal" else "s"
-        ax.scatter(r.latency_ms, r.rtf * 100.0, marker=marker, s=40)
-        ax.annotate(f"{r.arch} ({r.variant[:2]})", (r.latency_ms, r.rtf * 100.0), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        face = {} if not modes or r.graph else {"facecolors": "none", "edgecolors": "tab:gray"}
+        ax.scatter(r.latency_ms, r.rtf * 100.0, marker=marker, s=40, **face)
+        label = f"{r.arch} ({r.variant[:2]}{', ' + mode(r) if modes else ''})"
+        ax.annotate(
+            label, (r.latency_ms, r.rtf * 100.0), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
     ax.axhline(50, color="tab:orange", ls="--", lw=1, label="50 % of the hop (live target)")
     ax.axhline(100, color="tab:red", ls="--", lw=1, label="100 %: cannot keep up")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("algorithmic latency (ms, log)")
     ax.set_ylabel("median step compute, % of hop duration (log)")
-    ax.set_title("Latency vs compute (o causal, s chunked)")
+    ax.set_title("Latency vs compute (o causal, s chunked" + (", hollow eager)" if modes else ")"))
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
 
@@ -401,7 +409,7 @@ def plot(rows: list[BenchRow], path: Path) -> None:
         ax.set_title("Compute vs streams")
         plotted = True
     if not plotted:  # one hop, one stream count: p50 and p99 per model as a share of the hop
-        labels = [f"{r.arch} {r.variant}" for r in ok]
+        labels = [f"{r.arch} {r.variant}" + (f" {mode(r)}" if modes else "") for r in ok]
         y = np.arange(len(ok))
         hop_ms = np.array([1000.0 * r.hop / r.sample_rate for r in ok]) if ok else np.zeros(0)
         ax.barh(y - 0.2, [r.p50_ms for r in ok] / hop_ms * 100, height=0.4, label="p50")
