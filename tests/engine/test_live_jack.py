@@ -254,6 +254,25 @@ def test_live_degradation_with_slow_model(jack_server: object, tmp_path: Path) -
         assert len(bad) == 0
 
 
+# xrun-flagged callbacks in one 7 s run past which its timing says more about the machine than
+# about rtsep (a quiet run has a handful; the run that failed in CI on an overloaded VM had 282)
+OVERLOADED_XRUNS = 50
+
+
+def _check_catch_up(r: RigResult, hits: dict[str, np.ndarray], shifted: np.ndarray, nb: int) -> None:
+    d = r.stats["degradation"]
+    assert d["catch_ups"] == 1 and d["dropped_frames"] > 0.5 * RATE, d
+    assert d["recoveries"] >= 1 and not d["dry_now"], d
+    assert d["dry_frames"] < 1.5 * RATE, d  # the stall (1 s), then a quick return
+    # the recording: dry (or crossfading) for one stretch around the stall, then separated again at
+    # the reported lag; the reset model's first output differs from the offline one for the length of
+    # its FIR filters (a block or two), and an xrun may shift a few blocks
+    late = np.flatnonzero(~hits["wet"] & ~shifted)
+    assert len(late) <= round(1.5 * RATE / PERIOD) + _shift_budget(r), len(late)
+    assert hits["dry"].sum() > 0.8 * RATE / PERIOD  # the fallback played through the stall
+    assert hits["wet"][-nb // 4 :].mean() > 0.9, hits["wet"][-nb // 4 :].mean()
+
+
 def _stall_run(
     server: str, tmp_path: Path, catch_up: float
 ) -> tuple[RigResult, dict[str, np.ndarray], np.ndarray, int]:
@@ -284,18 +303,22 @@ def test_live_catches_up_after_a_long_stall(jack_server: object, tmp_path: Path)
     instead, resets the model and separates again at the same reported lag, to the sample, within a
     fraction of a second."""
     server = jack_server.name  # type: ignore[attr-defined]
-    r, hits, shifted, nb = _stall_run(server, tmp_path, 0.25)
+    # An overloaded machine makes the non-realtime dummy server skip cycles by the hundred, and the
+    # dry time then measures the machine, not the catch-up: a run that fails *with* that many xruns is
+    # retried, and the test skips (naming them) only when every run was hit so.
+    overloaded = []
+    for _ in range(3):
+        r, hits, shifted, nb = _stall_run(server, tmp_path, 0.25)
+        try:
+            _check_catch_up(r, hits, shifted, nb)
+            break
+        except AssertionError as exc:
+            if _flagged(r) < OVERLOADED_XRUNS:
+                raise
+            overloaded.append(f"{_flagged(r)} flagged callbacks: {' '.join(str(exc).split())[:80]}")
+    else:
+        pytest.skip(f"every run was hit by JACK xruns (machine overloaded): {overloaded}")
     d = r.stats["degradation"]
-    assert d["catch_ups"] == 1 and d["dropped_frames"] > 0.5 * RATE, d
-    assert d["recoveries"] >= 1 and not d["dry_now"], d
-    assert d["dry_frames"] < 1.5 * RATE, d  # the stall (1 s), then a quick return
-    # the recording: dry (or crossfading) for one stretch around the stall, then separated again at
-    # the reported lag; the reset model's first output differs from the offline one for the length of
-    # its FIR filters (a block or two), and an xrun may shift a few blocks
-    late = np.flatnonzero(~hits["wet"] & ~shifted)
-    assert len(late) <= round(1.5 * RATE / PERIOD) + _shift_budget(r), len(late)
-    assert hits["dry"].sum() > 0.8 * RATE / PERIOD  # the fallback played through the stall
-    assert hits["wet"][-nb // 4 :].mean() > 0.9, hits["wet"][-nb // 4 :].mean()
     # the same stall without catching up: dry for the stall and the backlog's slow return
     r0, hits0, _, _ = _stall_run(server, tmp_path, 0.0)
     d0 = r0.stats["degradation"]
