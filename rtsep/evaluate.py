@@ -9,6 +9,7 @@ SI-SDRi is SI-SDR(estimate) - SI-SDR(mixture as the estimate). Stems that are si
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -132,6 +133,18 @@ def _score(est: np.ndarray, ref: np.ndarray, mix: np.ndarray, with_sdr: bool) ->
     return out
 
 
+def best_permutation(est: np.ndarray, ref: np.ndarray) -> list[int]:
+    """The order of ``est``'s sources that matches ``ref`` best (highest mean SI-SDR over the active
+    sources): for interchangeable speakers, whose estimates come out in any order."""
+    active = _active(ref)
+    best, order = -math.inf, list(range(len(ref)))
+    for perm in itertools.permutations(range(len(ref))):
+        score = float(np.mean(si_sdr(est[list(perm)], ref)[active])) if active.any() else 0.0
+        if score > best:
+            best, order = score, list(perm)
+    return order
+
+
 def evaluate_separator(
     separate: Callable[[np.ndarray], np.ndarray],
     reader: SegmentReader,
@@ -140,12 +153,16 @@ def evaluate_separator(
 ) -> dict[str, Any]:
     """Score ``separate`` (``(channels, time) -> (sources, channels, time)``) on every item of ``reader``.
 
+    Interchangeable sources (speakers, :func:`rtsep.models.unordered_sources`) are scored in the order
+    that matches the references best, per item.
+
     Returns:
         ``{"per_song": [...], "mean": {metric: {source: dB}}}`` with NaN-aware means.
     """
     from rich.progress import Progress
 
     sources = reader.spec.sources
+    unordered = models.unordered_sources(sources)
     per_song = []
     with Progress(disable=not progress) as bar:
         task = bar.add_task("eval", total=len(reader))
@@ -153,6 +170,8 @@ def evaluate_separator(
             ref = reader.read(i, 0.0, reader.seconds(i))
             mix = ref.sum(axis=0)
             est = separate(mix)
+            if unordered:
+                est = est[best_permutation(est, ref)]
             scores = _score(est, ref, mix, with_sdr)
             per_song.append(
                 {
@@ -202,6 +221,9 @@ def stream_agreement(
         streamed = models.stream(model, mix)[0].numpy()
         n = mix.shape[-1] - lat
         a, b, r = offline[..., :n], streamed[..., lat : lat + n], ref[..., :n]
+        if models.unordered_sources(reader.spec.sources):  # both in the offline output's best order
+            order = best_permutation(a, r)
+            a, b = a[order], b[order]
         active = _active(r)
         sa, sb = si_sdr(a, r), si_sdr(b, r)
         diff = float(np.abs(sa - sb)[active].max()) if active.any() else 0.0

@@ -17,7 +17,15 @@ from typing import Any
 
 import torch
 
-from rtsep.models.base import SIZES, VARIANTS, State, StreamingSeparator, equivalence_error, stream
+from rtsep.models.base import (
+    SIZES,
+    VARIANTS,
+    State,
+    StreamingSeparator,
+    equivalence_error,
+    stream,
+    unordered_sources,
+)
 
 __all__ = [
     "SIZES",
@@ -32,6 +40,7 @@ __all__ = [
     "save",
     "stream",
     "streaming_keys",
+    "unordered_sources",
     "use_preferred_backend",
 ]
 

@@ -22,7 +22,7 @@ tensors in place (which CUDA graphs need) and returns the dict. Nothing is cache
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -143,6 +143,12 @@ class StreamingSeparator(nn.Module):
             f"variant={self.variant}, size={self.size}, sources={self.sources}, sr={self.sample_rate}, "
             f"channels={self.channels}, hop={self.hop}, latency={self.latency}"
         )
+
+
+def unordered_sources(sources: Sequence[str]) -> bool:
+    """Whether ``sources`` are interchangeable (speakers ``s1, s2, ...`` or ``speaker1, ...``), so that
+    losses and scores take the best permutation, rather than ordered stems (vocals, drums, ...)."""
+    return all(s.startswith(("s", "speaker")) and s[-1].isdigit() for s in sources)
 
 
 def stream(model: StreamingSeparator, mix: Tensor, state: State | None = None) -> Tensor:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rtsep.models.base import StreamingSeparator
+from rtsep.models.base import StreamingSeparator, unordered_sources
 
 EPS = 1e-8
 
@@ -229,5 +229,4 @@ def objective_for(model: StreamingSeparator, loss: str | None = None) -> Objecti
     name = loss or LOSS_BY_ARCH.get(model.arch)
     if name is None:
         raise ValueError(f"no loss registered for architecture {model.arch!r}; pass --loss explicitly")
-    unordered = all(s.startswith(("s", "speaker")) and s[-1].isdigit() for s in model.sources)
-    return Objective(name, permutation_invariant=unordered)
+    return Objective(name, permutation_invariant=unordered_sources(model.sources))
