@@ -30,7 +30,7 @@ from rtsep.data.dataset import (
     fixed_segments,
     timbre_share,
 )
-from rtsep.train.losses import Objective, objective_for, si_snr, stem_centroids
+from rtsep.train.losses import Objective, objective_for, pit, si_snr, stem_centroids
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ def freeze_norm_statistics(model: torch.nn.Module) -> None:
 def validate(
     model: models.StreamingSeparator, objective: Objective, mix: Tensor, targets: Tensor, batch: int
 ) -> tuple[float, float]:
-    """Mean loss and mean SI-SNR (dB, active targets only) over fixed segments, in eval mode."""
+    """Mean loss and mean SI-SNR (dB, active targets only) over fixed segments, in eval mode; speakers
+    (a permutation-invariant objective) are scored in their best order."""
     model.eval()
     losses, snrs = [], []
     for i in range(0, mix.shape[0], batch):
@@ -122,6 +123,9 @@ def validate(
         if est is None:
             est = model(m)
         losses.append(float(loss) * m.shape[0])
+        if objective.permutation_invariant:  # speakers: each estimate scored against its own speaker
+            perm = pit(lambda e, r: -si_snr(e, r), est, t)[1]
+            est = torch.stack([e[p] for e, p in zip(est, perm, strict=True)])
         active = t.flatten(2).pow(2).mean(-1) > 1e-9
         snrs.append(si_snr(est, t)[active])
     model.train()
