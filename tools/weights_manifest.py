@@ -148,10 +148,95 @@ def main() -> int:
         base = f"{b['mean_si_sdri_db']:+.2f}" if b else "-"
         row = [e["file"], e["arch"], e["variant"], _steps(e), hours, *cells, mean, base]
         lines.append("| " + " | ".join(row) + f" | `{e['sha256'][:16]}` |")
+    speech = _speech_entries()
+    lines += _speech_table(speech, "weights/speech/")
     (ROOT / "weights" / "MANIFEST.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    _quality(entries, baseline, stored)
+    _quality(entries, baseline, stored, speech)
     return 0
+
+
+SPEECH = ROOT / "weights" / "speech"
+
+
+def _speech_entries() -> list[dict[str, Any]]:
+    """``weights/speech/*.pt`` (2-speaker models, their own presets in ``presets/speech/``) with the
+    figures of ``runs/eval-speech-NAME`` (``rtsep eval --weights weights/speech/NAME.pt --data
+    data/speech``), kept from ``weights/speech/manifest.json`` while the file is unchanged; written
+    there."""
+    store = SPEECH / "manifest.json"
+    before = {e["file"]: e for e in json.loads(store.read_text())} if store.is_file() else {}
+    entries = []
+    for path in sorted(SPEECH.glob("*.pt")):
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+        blob = path.read_bytes()
+        sha = hashlib.sha256(blob).hexdigest()
+        ev = _eval(f"speech-{path.stem}")
+        old = before.get(path.name)
+        if ev is None and old and old["sha256"] == sha:
+            ev = old["eval"]
+        config = ckpt["config"]
+        entries.append(
+            {
+                "file": path.name,
+                "arch": ckpt["arch"],
+                "variant": ckpt["variant"],
+                "size": ckpt["size"],
+                "sources": config.get("sources"),
+                "sample_rate": config.get("sample_rate"),
+                "channels": config.get("channels"),
+                "steps": ckpt.get("steps"),
+                "data_seed": ckpt.get("data_seed"),
+                "train_items": ckpt.get("train_items"),
+                "sign_flip": ckpt.get("sign_flip", 0.0),
+                "loss": ckpt.get("loss"),
+                "wall_time_s": ckpt.get("wall_time_s"),
+                "valid_si_snr_db": ckpt.get("valid_si_snr"),
+                "versions": ckpt.get("versions"),
+                "bytes": len(blob),
+                "sha256": sha,
+                "eval": ev,
+            }
+        )
+    if entries:
+        store.write_text(json.dumps(entries, indent=2) + "\n")
+    return entries
+
+
+def _speech_table(entries: list[dict[str, Any]], prefix: str) -> list[str]:
+    """A Markdown section on the speech models (empty without any)."""
+    if not entries:
+        return []
+    lines = [
+        "",
+        "## Speech: two speakers",
+        "",
+        "Trained on 2-speaker mixtures rendered by `rtsep data --kind speech` (16 kHz mono, Festival",
+        "and espeak-ng voices). One voice, en-us+f5, is never heard in training and speaks in every",
+        "test mixture. Figures: `rtsep eval` on the 20 test mixtures x 10 s, speakers scored in their",
+        "best order, SI-SDR improvement over the mixture (the mixture itself scores 0 dB).",
+        "",
+        "| file | arch | variant | rate | steps | train time | s1 | s2 | mean | stream vs offline (dB) "
+        "| sha256 |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for e in entries:
+        m = (e["eval"] or {}).get("model")
+        cells = [f"{m['si_sdri_db'][s]:+.2f}" if m else "-" for s in e["sources"]]
+        mean = f"{m['mean_si_sdri_db']:+.2f}" if m else "-"
+        diff = (e["eval"] or {}).get("stream_max_diff_db")
+        minutes = f"{e['wall_time_s'] / 60:.0f} min" if e["wall_time_s"] else "-"
+        row = [
+            prefix + e["file"],
+            e["arch"],
+            e["variant"],
+            f"{e['sample_rate']} Hz",
+            str(e["steps"]),
+            minutes,
+        ]
+        row += [*cells, mean, f"{diff:.1e}" if diff is not None else "-"]
+        lines.append("| " + " | ".join(row) + f" | `{e['sha256'][:16]}` |")
+    return lines
 
 
 def _steps(e: dict[str, Any]) -> str:
@@ -217,7 +302,12 @@ def _unshipped(stored: dict[str, Any], shipped: set[tuple[str, str]]) -> list[di
     return [e for e in rows.values() if (e["arch"], e["variant"]) not in shipped]
 
 
-def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, stored: dict[str, Any]) -> None:
+def _quality(
+    entries: list[dict[str, Any]],
+    baseline: dict[str, Any] | None,
+    stored: dict[str, Any],
+    speech: list[dict[str, Any]],
+) -> None:
     """docs/quality.md and docs/quality.png: every architecture's streaming figures side by side."""
     import matplotlib
 
@@ -325,7 +415,8 @@ def _quality(entries: list[dict[str, Any]], baseline: dict[str, Any] | None, sto
     missing = [a for a in ARCHS if a not in {e["arch"] for e, _ in scored}]
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]
-    lines += ["", "![SI-SDRi per stem](quality.png)", ""]
+    lines += ["", "![SI-SDRi per stem](quality.png)"]
+    lines += [*_speech_table(speech, "weights/speech/"), ""]
     (ROOT / "docs" / "quality.md").write_text("\n".join(lines))
 
     def name(e: dict[str, Any]) -> str:
