@@ -53,16 +53,20 @@ bench: setup
 # The songs the README's and docs/quality.md's figures come from (rendered songs are cached: a re-run
 # only renders what is missing). data: 10 validation songs, the 20 held-out test songs (soundfont and
 # voice never heard in training) and 20 more held-out songs from other seeds, on which fine-tuning
-# steps are chosen (about 3 min on 2 cores). data-train: 1440 training songs, 60% of the parts
-# timbre-shifted, which the shipped weights' last stages trained on (about 16 min on 2 cores).
+# steps are chosen (about 3 min on 2 cores), and the 2-speaker speech validation and test mixtures
+# (seconds). data-train: 1440 training songs, 60% of the parts timbre-shifted, which the shipped
+# weights' last stages trained on (about 16 min on 2 cores), and 1000 speech training mixtures.
 data: setup
 	$(RTSEP) data --out data/songs --songs 10 --split valid --workers $(WORKERS)
 	$(RTSEP) data --out data/songs --songs 20 --split test --workers $(WORKERS)
 	$(RTSEP) data --out data/heldout-dev --songs 20 --split test --seed 1000 --workers $(WORKERS)
+	$(RTSEP) data --out data/speech --kind speech --songs 20 --split valid --workers $(WORKERS)
+	$(RTSEP) data --out data/speech --kind speech --songs 20 --split test --workers $(WORKERS)
 
 data-train: data
 	$(RTSEP) data --out data/songs6 --songs 1440 --split train --timbre 0.6 --workers $(WORKERS)
 	ln -sfn ../songs/valid data/songs6/valid
+	$(RTSEP) data --out data/speech --kind speech --songs 1000 --split train --workers $(WORKERS)
 
 lint: setup
 	$(VENV)/bin/ruff check rtsep tests bench tools
