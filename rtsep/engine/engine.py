@@ -318,6 +318,31 @@ def find_device(spec: int | str | None, kind: str) -> int | None:
     return int(matches[0]["index"])
 
 
+def check_channels(device: int | None, kind: str, need: int) -> None:
+    """Raise ``ValueError`` naming the device and its channel count when it has fewer ``kind``
+    channels than ``need`` (PortAudio itself says only "Invalid number of channels").
+
+    ``device``: an index from :func:`find_device`, or ``None`` for the default device of ``kind``.
+    """
+    import sounddevice as sd
+
+    try:
+        info = sd.query_devices(device, kind=kind)
+    except (ValueError, sd.PortAudioError):  # no default device: PortAudio's own error follows
+        return
+    have = int(info["max_input_channels" if kind == "input" else "max_output_channels"])
+    if have < need:
+        asked = (
+            f"input channel {need - 1} (0-based) was asked for; pick channels below {have}"
+            if kind == "input"
+            else f"{need} are needed; pick fewer outputs"
+        )
+        raise ValueError(
+            f"{kind} device {info['name']!r} has {have} {kind} channel(s), but {asked} or another device "
+            "('rtsep devices' lists them)"
+        )
+
+
 # ---------------------------------------------------------------------------- engine
 @dataclass(frozen=True)
 class EngineConfig:
@@ -476,6 +501,8 @@ class Engine:
         cfg = self.config
         dev_in = find_device(cfg.input_device, "input")
         dev_out = find_device(cfg.output_device, "output")
+        check_channels(dev_in, "input", self.n_in)
+        check_channels(dev_out, "output", self.n_out)
         kw: dict[str, Any] = dict(
             samplerate=self.samplerate,
             blocksize=self.blocksize,

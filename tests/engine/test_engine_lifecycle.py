@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from torch import Tensor
 
@@ -90,3 +91,23 @@ def test_stop_is_prompt_with_a_backlog() -> None:
     e.stop()
     assert time.monotonic() - t0 < 0.5  # stopped between blocks, not after the whole backlog
     assert not e.worker_stuck
+
+
+def test_too_few_device_channels_name_the_device_and_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PortAudio says only "Invalid number of channels"; the engine says which device has how many."""
+    import sounddevice as sd
+
+    from rtsep.engine.engine import check_channels
+
+    info = {"name": "system", "max_input_channels": 2, "max_output_channels": 2}
+    monkeypatch.setattr(sd, "query_devices", lambda device=None, kind=None: info)
+    check_channels(None, "input", 2)
+    check_channels(3, "output", 2)
+    with pytest.raises(
+        ValueError, match=r"input device 'system' has 2 input channel\(s\), but input channel 2"
+    ):
+        check_channels(None, "input", 3)
+    with pytest.raises(
+        ValueError, match=r"output device 'system' has 2 output channel\(s\), but 8 are needed"
+    ):
+        check_channels(0, "output", 8)
