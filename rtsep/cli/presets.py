@@ -31,10 +31,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p_val.set_defaults(func=run_validate)
 
 
+def _all_presets(folder: Path) -> list[Path]:
+    """The presets in ``folder`` and its subfolders (``presets/speech/``), folder's own first."""
+    return preset_files(folder) + sorted(p for p in Path(folder).glob("*/**/*.yaml"))
+
+
 def run_list(args: argparse.Namespace) -> int:
-    """Print a table of the presets in ``args.dir``. Returns 1 if a preset is invalid."""
+    """Print a table of the presets in ``args.dir`` and its subfolders. Returns 1 if one is invalid."""
     folder = args.dir or default_preset_dir()
-    files = preset_files(folder)
+    files = _all_presets(folder)
     if not files:
         print(f"no presets in {folder}", file=sys.stderr)
         return 1
@@ -46,21 +51,27 @@ def run_list(args: argparse.Namespace) -> int:
                 warnings.simplefilter("ignore", UntrainedWeightsWarning)
                 preset = load_preset(path, check_weights=False)
         except PresetError as err:
-            rows.append((path.stem, "INVALID", "", "", err.lines[0]))
+            rows.append((_name(path, folder), "INVALID", "", "", err.lines[0]))
             status = 1
             continue
         weights = resolve_weights(preset, path)
         present = "none (untrained)" if weights is None else ("yes" if weights.is_file() else "MISSING")
-        rows.append((path.stem, preset.model.architecture, preset.model.variant, preset.model.size, present))
+        model = preset.model
+        rows.append((_name(path, folder), model.architecture, model.variant, model.size, present))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
     return status
 
 
+def _name(path: Path, folder: Path) -> str:
+    """``speech/tasnet-causal`` for ``presets/speech/tasnet-causal.yaml``."""
+    return path.relative_to(folder).with_suffix("").as_posix()
+
+
 def run_validate(args: argparse.Namespace) -> int:
     """Validate ``args.files`` (or every preset in ``args.dir``); errors on stderr, one line each."""
-    files = list(args.files) or preset_files(args.dir or default_preset_dir())
+    files = list(args.files) or _all_presets(args.dir or default_preset_dir())
     if not files:
         print("no preset files given or found", file=sys.stderr)
         return 1

@@ -24,7 +24,9 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["presets", "list", "--dir", str(PRESETS)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "architecture", "variant", "size", "weights"]
-    assert len(lines) == 20
+    assert len(lines) == 21  # 19 music presets, the speech one in presets/speech/, the header
+    row = next(line for line in lines if line.startswith("speech/tasnet-causal "))
+    assert row.split()[:4] == ["speech/tasnet-causal", "tasnet", "causal", "live"] and row.endswith("yes")
     row = next(line for line in lines if line.startswith("wave_unet-chunked "))
     assert row.split()[:4] == ["wave_unet-chunked", "wave_unet", "chunked", "live"]
     assert row.endswith("none (untrained)")
@@ -37,8 +39,8 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
 def test_validate_all_shipped(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["presets", "validate", "--dir", str(PRESETS)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.count(": ok") == 19
-    assert "19 of 19 presets valid" in captured.err
+    assert captured.out.count(": ok") == 20
+    assert "20 of 20 presets valid" in captured.err
 
 
 def test_validate_reports_errors_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
