@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,46 +86,65 @@ def _stored() -> dict[str, Any]:
     return doc
 
 
+def _entry(
+    path: Path,
+    eval_name: str,
+    before: dict[str, dict[str, Any]],
+    training: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """A manifest row for checkpoint ``path``: what it is, ``training(ckpt)`` (the fields its kind
+    records), its size and sha256, and the figures of ``runs/eval-EVAL_NAME`` (else those of its row
+    in ``before`` while the file is unchanged)."""
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    blob = path.read_bytes()
+    sha = hashlib.sha256(blob).hexdigest()
+    ev = _eval(eval_name)
+    old = before.get(path.name)
+    if ev is None and old and old["sha256"] == sha:
+        ev = old["eval"]
+    return {
+        "file": path.name,
+        "arch": ckpt["arch"],
+        "variant": ckpt["variant"],
+        "size": ckpt["size"],
+        "sources": ckpt["config"].get("sources"),
+        **training(ckpt),
+        "wall_time_s": ckpt.get("wall_time_s"),
+        "valid_si_snr_db": ckpt.get("valid_si_snr"),
+        "versions": ckpt.get("versions"),
+        "bytes": len(blob),
+        "sha256": sha,
+        "eval": ev,
+    }
+
+
 def main() -> int:
     stored = _stored()
     baseline = _baseline() or stored.get("baseline")
     entries = []
     for path in sorted((ROOT / "weights").glob("*.pt")):
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-        blob = path.read_bytes()
-        sha = hashlib.sha256(blob).hexdigest()
-        ev = _eval(path.stem)
-        before = stored["manifest"].get(path.name)
-        if ev is None and before and before["sha256"] == sha:
-            ev = before["eval"]
         entries.append(
-            {
-                "file": path.name,
-                "arch": ckpt["arch"],
-                "variant": ckpt["variant"],
-                "size": ckpt["size"],
-                "sources": ckpt["config"].get("sources"),
-                "steps": ckpt.get("steps"),
-                "init_steps": ckpt.get("init_steps"),
-                "transfer_arch": ckpt.get("transfer_arch"),
-                "transfer_variant": ckpt.get("transfer_variant"),
-                "transfer_steps": ckpt.get("transfer_steps"),
-                "anchors": ckpt.get("anchors"),
-                "data_seed": ckpt.get("data_seed"),
-                "train_items": ckpt.get("train_items"),
-                "train_timbre": ckpt.get("train_timbre", 0.0),
-                "timbre_steps": ckpt.get("timbre_steps"),
-                "sign_flip": ckpt.get("sign_flip", 0.0),
-                "loss": ckpt.get("loss"),
-                "polarity_ensemble": bool(ckpt["config"].get("polarity_ensemble", False)),
-                "wiener": float(ckpt["config"].get("wiener", 0.0)),
-                "wall_time_s": ckpt.get("wall_time_s"),
-                "valid_si_snr_db": ckpt.get("valid_si_snr"),
-                "versions": ckpt.get("versions"),
-                "bytes": len(blob),
-                "sha256": sha,
-                "eval": ev,
-            }
+            _entry(
+                path,
+                path.stem,
+                stored["manifest"],
+                lambda ckpt: {
+                    "steps": ckpt.get("steps"),
+                    "init_steps": ckpt.get("init_steps"),
+                    "transfer_arch": ckpt.get("transfer_arch"),
+                    "transfer_variant": ckpt.get("transfer_variant"),
+                    "transfer_steps": ckpt.get("transfer_steps"),
+                    "anchors": ckpt.get("anchors"),
+                    "data_seed": ckpt.get("data_seed"),
+                    "train_items": ckpt.get("train_items"),
+                    "train_timbre": ckpt.get("train_timbre", 0.0),
+                    "timbre_steps": ckpt.get("timbre_steps"),
+                    "sign_flip": ckpt.get("sign_flip", 0.0),
+                    "loss": ckpt.get("loss"),
+                    "polarity_ensemble": bool(ckpt["config"].get("polarity_ensemble", False)),
+                    "wiener": float(ckpt["config"].get("wiener", 0.0)),
+                },
+            )
         )
     (ROOT / "weights" / "manifest.json").write_text(json.dumps(entries, indent=2) + "\n")
     lines = [
@@ -166,38 +186,23 @@ def _speech_entries() -> list[dict[str, Any]]:
     there."""
     store = SPEECH / "manifest.json"
     before = {e["file"]: e for e in json.loads(store.read_text())} if store.is_file() else {}
-    entries = []
-    for path in sorted(SPEECH.glob("*.pt")):
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-        blob = path.read_bytes()
-        sha = hashlib.sha256(blob).hexdigest()
-        ev = _eval(f"speech-{path.stem}")
-        old = before.get(path.name)
-        if ev is None and old and old["sha256"] == sha:
-            ev = old["eval"]
-        config = ckpt["config"]
-        entries.append(
-            {
-                "file": path.name,
-                "arch": ckpt["arch"],
-                "variant": ckpt["variant"],
-                "size": ckpt["size"],
-                "sources": config.get("sources"),
-                "sample_rate": config.get("sample_rate"),
-                "channels": config.get("channels"),
+    entries = [
+        _entry(
+            path,
+            f"speech-{path.stem}",
+            before,
+            lambda ckpt: {
+                "sample_rate": ckpt["config"].get("sample_rate"),
+                "channels": ckpt["config"].get("channels"),
                 "steps": ckpt.get("steps"),
                 "data_seed": ckpt.get("data_seed"),
                 "train_items": ckpt.get("train_items"),
                 "sign_flip": ckpt.get("sign_flip", 0.0),
                 "loss": ckpt.get("loss"),
-                "wall_time_s": ckpt.get("wall_time_s"),
-                "valid_si_snr_db": ckpt.get("valid_si_snr"),
-                "versions": ckpt.get("versions"),
-                "bytes": len(blob),
-                "sha256": sha,
-                "eval": ev,
-            }
+            },
         )
+        for path in sorted(SPEECH.glob("*.pt"))
+    ]
     if entries:
         store.write_text(json.dumps(entries, indent=2) + "\n")
     return entries
